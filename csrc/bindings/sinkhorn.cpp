@@ -1,0 +1,200 @@
+// Bindings of the entropic family: dense (batched), online and symmetric Sinkhorn solves.
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+#include "common.hpp"
+#include "pyot/sinkhorn.hpp"
+
+namespace {
+
+using namespace pyot;
+using namespace pyot::bind;
+namespace sk = pyot::sinkhorn;
+
+// (status, n_iter, marginal_error, value, objective), each of shape (B,).
+using BatchOut = std::tuple<carray<int>, carray<index_t>, carray<double>, carray<double>,
+                            carray<double>>;
+
+sk::Options make_options(double eps, double tol, index_t max_iter, double eps_scaling,
+                         int method, bool overrelax, double tau_a, double tau_b, int threads) {
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  require(tol >= 0.0, "tol must be non-negative");
+  require(max_iter >= 0, "max_iter must be non-negative");
+  require(method >= 0 && method <= 2, "unknown method");
+  require(tau_a > 0.0 && tau_b > 0.0, "reg_marginals must be positive");
+  sk::Options o;
+  o.eps = eps;
+  o.tol = tol;
+  o.max_iter = max_iter;
+  o.eps_scaling = eps_scaling;
+  o.method = static_cast<sk::Method>(method);
+  o.overrelax = overrelax;
+  o.tau_a = tau_a;
+  o.tau_b = tau_b;
+  o.threads = threads;
+  return o;
+}
+
+struct BatchBuffers {
+  carray<int> status;
+  carray<index_t> n_iter;
+  carray<double> err, value, objective;
+  explicit BatchBuffers(index_t batch)
+      : status(batch), n_iter(batch), err(batch), value(batch), objective(batch) {}
+  void store(index_t k, const sk::Result& r) {
+    status.mutable_data()[k] = static_cast<int>(r.status);
+    n_iter.mutable_data()[k] = r.n_iter;
+    err.mutable_data()[k] = r.marginal_error;
+    value.mutable_data()[k] = r.value;
+    objective.mutable_data()[k] = r.objective;
+  }
+  BatchOut out() { return {status, n_iter, err, value, objective}; }
+};
+
+// Solves B independent problems: across problems when there are enough of them to keep every
+// thread busy, else one after the other with all threads inside. Either way each problem is
+// reduced in the same order, so the results do not depend on the split.
+template <class Solve>
+void for_each_problem(index_t batch, int threads, Solve&& solve) {
+  const int t = resolve_threads(threads);
+  if (batch >= t && batch > 1) {
+    parallel_for(batch, t, [&](index_t k) { solve(k, 1); });
+  } else {
+    for (index_t k = 0; k < batch; ++k) solve(k, t);
+  }
+}
+
+template <class T>
+BatchOut sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const carray<double>& b,
+                        carray<double>& f, carray<double>& g, const carray<double>& cost_range,
+                        const carray<double>& eps_start, double eps, double tol, index_t max_iter, double eps_scaling, int method,
+                        bool overrelax, double tau_a, double tau_b, int threads) {
+  require_ndim(cost, 3, "cost");
+  const index_t batch = cost.shape(0), n = cost.shape(1), m = cost.shape(2);
+  require_shape(a, {batch, n}, "a");
+  require_shape(b, {batch, m}, "b");
+  require_shape(f, {batch, n}, "f");
+  require_shape(g, {batch, m}, "g");
+  require_shape(cost_range, {batch}, "cost_range");
+  require_shape(eps_start, {batch}, "eps_start");
+  const sk::Options base =
+      make_options(eps, tol, max_iter, eps_scaling, method, overrelax, tau_a, tau_b, threads);
+  BatchBuffers out(batch);
+  const T* c = cost.data();
+  double* fp = f.mutable_data();
+  double* gp = g.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for_each_problem(batch, threads, [&](index_t k, int inner) {
+      sk::Options o = base;
+      o.threads = inner;
+      o.cost_range = cost_range.data()[k];
+      o.eps_start = eps_start.data()[k];
+      const MatrixView<T> ck(c + k * n * m, n, m);
+      out.store(k, sk::solve_dense(ck, a.data() + k * n, b.data() + k * m, fp + k * n,
+                                   gp + k * m, o));
+    });
+  }
+  return out.out();
+}
+
+template <class T>
+BatchOut sinkhorn_online(const carray<T>& x, const carray<T>& y, int metric, double p,
+                         const carray<double>& a, const carray<double>& b, carray<double>& f,
+                         carray<double>& g, double cost_range, double eps_start, double eps,
+                         double tol,
+                         index_t max_iter, double eps_scaling, bool overrelax, double tau_a,
+                         double tau_b, int threads) {
+  const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
+  require(xv.cols == yv.cols, "x and y must have the same number of columns");
+  require_shape(a, {xv.rows}, "a");
+  require_shape(b, {yv.rows}, "b");
+  require_shape(f, {xv.rows}, "f");
+  require_shape(g, {yv.rows}, "g");
+  require(metric >= 0 && metric <= 4, "unknown metric");
+  sk::Options o = make_options(eps, tol, max_iter, eps_scaling, 1, overrelax, tau_a, tau_b,
+                               threads);
+  o.cost_range = cost_range;
+  o.eps_start = eps_start;
+  BatchBuffers out(1);
+  double* fp = f.mutable_data();
+  double* gp = g.mutable_data();
+  {
+    py::gil_scoped_release release;
+    out.store(0, sk::solve_online(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(),
+                                  fp, gp, o));
+  }
+  return out.out();
+}
+
+template <class T>
+BatchOut sinkhorn_symmetric_dense(const carray<T>& cost, const carray<double>& a,
+                                  carray<double>& h, double eps, double tol, index_t max_iter,
+                                  int threads) {
+  const MatrixView<T> cv = matrix(cost, "cost");
+  require(cv.rows == cv.cols, "a self-transport cost must be square");
+  require_shape(a, {cv.rows}, "a");
+  require_shape(h, {cv.rows}, "h");
+  const sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf,
+                                     threads);
+  BatchBuffers out(1);
+  double* hp = h.mutable_data();
+  {
+    py::gil_scoped_release release;
+    out.store(0, sk::solve_symmetric_dense(cv, a.data(), hp, o));
+  }
+  return out.out();
+}
+
+template <class T>
+BatchOut sinkhorn_symmetric_online(const carray<T>& x, int metric, double p,
+                                   const carray<double>& a, carray<double>& h, double eps,
+                                   double tol, index_t max_iter, int threads) {
+  const MatrixView<T> xv = matrix(x, "x");
+  require_shape(a, {xv.rows}, "a");
+  require_shape(h, {xv.rows}, "h");
+  require(metric >= 0 && metric <= 4, "unknown metric");
+  const sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf,
+                                     threads);
+  BatchBuffers out(1);
+  double* hp = h.mutable_data();
+  {
+    py::gil_scoped_release release;
+    out.store(0, sk::solve_symmetric_online(xv, static_cast<Metric>(metric), p, a.data(), hp, o));
+  }
+  return out.out();
+}
+
+}  // namespace
+
+void bind_sinkhorn(py::module_& m) {
+  PYOT_DEF_FLOATING(m, "sinkhorn_dense", sinkhorn_dense, py::arg("cost").noconvert(),
+                    py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
+                    py::arg("g").noconvert(), py::arg("cost_range").noconvert(),
+                    py::arg("eps_start").noconvert(), py::kw_only(),
+                    py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"),
+                    py::arg("method"), py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"),
+                    py::arg("threads"),
+                    "Batched dense Sinkhorn; f and g are updated in place. Returns (status, "
+                    "n_iter, marginal_error, value, objective), each of shape (B,).");
+  PYOT_DEF_FLOATING(m, "sinkhorn_online", sinkhorn_online, py::arg("x").noconvert(),
+                    py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
+                    py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
+                    py::arg("g").noconvert(), py::kw_only(), py::arg("cost_range"),
+                    py::arg("eps_start"), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"),
+                    py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"), py::arg("threads"),
+                    "Sinkhorn between point clouds with the cost evaluated on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_dense", sinkhorn_symmetric_dense,
+                    py::arg("cost").noconvert(), py::arg("a").noconvert(),
+                    py::arg("h").noconvert(), py::kw_only(), py::arg("eps"), py::arg("tol"),
+                    py::arg("max_iter"), py::arg("threads"),
+                    "Symmetric self-transport potential h (debiasing term).");
+  PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_online", sinkhorn_symmetric_online,
+                    py::arg("x").noconvert(), py::arg("metric"), py::arg("p"),
+                    py::arg("a").noconvert(), py::arg("h").noconvert(), py::kw_only(),
+                    py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("threads"),
+                    "Symmetric self-transport potential on a point cloud, cost on the fly.");
+}

@@ -1,0 +1,65 @@
+// Thread helpers over OpenMP (serial when the build has none). Work is split so that every
+// output is reduced by one thread in a fixed order: results never depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <exception>
+#include <mutex>
+
+#include "pyot/common/config.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace pyot {
+
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline int resolve_threads(int requested) {
+  return requested > 0 ? std::min(requested, 4 * max_threads() + 64) : max_threads();
+}
+
+inline int thread_id() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Runs body(i) for i in [0, n) on up to `threads` threads (dynamic schedule). The first
+// exception thrown by a worker is rethrown on the calling thread after the loop.
+template <class Body>
+void parallel_for(index_t n, int threads, Body&& body) {
+  if (n <= 0) return;
+  threads = static_cast<int>(std::min<index_t>(std::max(threads, 1), n));
+  if (threads == 1) {
+    for (index_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  std::exception_ptr error;
+  std::mutex error_mutex;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+  for (index_t i = 0; i < n; ++i) {
+    try {
+      body(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+// Number of fixed-size blocks covering n items: block boundaries never depend on threads.
+inline index_t n_blocks(index_t n, index_t block) { return (n + block - 1) / block; }
+
+}  // namespace pyot

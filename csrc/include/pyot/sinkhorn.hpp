@@ -1,0 +1,791 @@
+// Entropic OT (ALGORITHMS 2): the softmin kernels, one class per kind of cost, and the
+// Sinkhorn driver (log and stabilized scaling domains, eps-scaling, over-relaxation,
+// unbalanced marginals, symmetric self-transport).
+//
+// Every kernel answers two questions about the current plan P_ij = a_i b_j exp((f_i + g_j -
+// C_ij) / eps) without forming it:
+//   row_log_ratio: r_i = log((P 1)_i / a_i)   = log sum_j exp(hb_j + f_i/eps - C_ij/eps)
+//   col_log_ratio: c_j = log((P^T 1)_j / b_j) = log sum_i exp(ha_i + g_j/eps - C_ij/eps)
+// with ha = log a + f / eps, hb = log b + g / eps. A Sinkhorn half-step is then f -= eps r.
+//
+// Shifting every exponent by the current potential makes the terms ratios P_ij / a_i <= 1
+// (up to the marginal mismatch), so one pass without a running maximum is exact in double;
+// only when the sum leaves [1e-250, 1e250] (cold starts, eps changes) is the row redone with
+// the maximum subtracted. Rows are reduced by one thread in a fixed order, columns in fixed
+// blocks: results do not depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "pyot/common/config.hpp"
+#include "pyot/common/costs.hpp"
+#include "pyot/common/logsumexp.hpp"
+#include "pyot/common/status.hpp"
+#include "pyot/common/threads.hpp"
+#include "pyot/common/view.hpp"
+
+namespace pyot::sinkhorn {
+
+constexpr index_t kRowBlock = 16;   // rows per task
+constexpr index_t kColBlock = 256;  // columns per task / per cost tile
+
+// ---------------------------------------------------------------------------------------------
+// SIMD inner loops, multiversioned: sum_j exp(h_j + s - c_j * inv_eps) over one row, and the
+// column accumulation acc_j += exp(h + s_j - c_j * inv_eps). Non-template so that the clones
+// exist once per dtype.
+namespace detail {
+
+template <class T>
+PYOT_ALWAYS_INLINE double row_exp_sum_impl(const T* c, const double* h, double s, double inv_eps,
+                                           index_t len) {
+  double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+  for (index_t j = 0; j < len; ++j) acc += exp_vec(h[j] + s - double(c[j]) * inv_eps);
+  return acc;
+}
+
+template <class T>
+PYOT_ALWAYS_INLINE void col_exp_accumulate_impl(const T* c, const double* s, double h,
+                                                double inv_eps, index_t len, double* acc) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) acc[j] += exp_vec(h + s[j] - double(c[j]) * inv_eps);
+}
+
+template <class T>
+PYOT_ALWAYS_INLINE double row_weighted_cost_impl(const T* c, const double* h, double s,
+                                                 double inv_eps, index_t len) {
+  double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+  for (index_t j = 0; j < len; ++j) {
+    const double cj = double(c[j]);
+    acc += exp_vec(h[j] + s - cj * inv_eps) * cj;
+  }
+  return acc;
+}
+
+template <class T>
+PYOT_ALWAYS_INLINE double row_dot_impl(const T* k, const double* v, index_t len) {
+  double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+  for (index_t j = 0; j < len; ++j) acc += double(k[j]) * v[j];
+  return acc;
+}
+
+template <class T>
+PYOT_ALWAYS_INLINE void col_axpy_impl(const T* k, double u, index_t len, double* acc) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) acc[j] += double(k[j]) * u;
+}
+
+template <class T>
+PYOT_ALWAYS_INLINE void gibbs_row_impl(const T* c, const double* h, double s, double inv_eps,
+                                       index_t len, T* out) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) out[j] = T(exp_vec(h[j] + s - double(c[j]) * inv_eps));
+}
+
+}  // namespace detail
+
+#define PYOT_SIMD_KERNELS(T)                                                                     \
+  PYOT_MULTIVERSION inline double row_exp_sum(const T* c, const double* h, double s,            \
+                                              double inv_eps, index_t len) {                    \
+    return detail::row_exp_sum_impl(c, h, s, inv_eps, len);                                     \
+  }                                                                                              \
+  PYOT_MULTIVERSION inline void col_exp_accumulate(const T* c, const double* s, double h,       \
+                                                   double inv_eps, index_t len, double* acc) {  \
+    detail::col_exp_accumulate_impl(c, s, h, inv_eps, len, acc);                                \
+  }                                                                                              \
+  PYOT_MULTIVERSION inline double row_weighted_cost(const T* c, const double* h, double s,      \
+                                                    double inv_eps, index_t len) {              \
+    return detail::row_weighted_cost_impl(c, h, s, inv_eps, len);                               \
+  }                                                                                              \
+  PYOT_MULTIVERSION inline double row_dot(const T* k, const double* v, index_t len) {           \
+    return detail::row_dot_impl(k, v, len);                                                     \
+  }                                                                                              \
+  PYOT_MULTIVERSION inline void col_axpy(const T* k, double u, index_t len, double* acc) {      \
+    detail::col_axpy_impl(k, u, len, acc);                                                      \
+  }                                                                                              \
+  PYOT_MULTIVERSION inline void gibbs_row(const T* c, const double* h, double s, double inv_eps, \
+                                          index_t len, T* out) {                                \
+    detail::gibbs_row_impl(c, h, s, inv_eps, len, out);                                         \
+  }
+PYOT_SIMD_KERNELS(float)
+PYOT_SIMD_KERNELS(double)
+#undef PYOT_SIMD_KERNELS
+
+// log sum_j exp(h_j + s - c_j * inv_eps), exact: max-shifted, `scratch` holds len doubles.
+template <class T>
+double row_lse_exact(const T* c, index_t stride, const double* h, double s, double inv_eps,
+                     index_t len, double* scratch) {
+  for (index_t j = 0; j < len; ++j) scratch[j] = h[j] + s - double(c[j * stride]) * inv_eps;
+  return lse_two_pass(scratch, len);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A dense cost matrix C (n x m, row-major, any row stride).
+template <class T>
+class DenseCost {
+ public:
+  explicit DenseCost(MatrixView<T> c) : c_(c) {}
+  index_t rows() const { return c_.rows; }
+  index_t cols() const { return c_.cols; }
+  const MatrixView<T>& matrix() const { return c_; }
+
+  // out_i = log sum_j exp(hb_j + s_i - C_ij inv_eps)
+  void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out,
+                     int threads) const {
+    const index_t n = rows(), m = cols();
+    parallel_for(n_blocks(n, kRowBlock), threads, [&](index_t blk) {
+      std::vector<double> scratch;
+      for (index_t i = blk * kRowBlock; i < std::min(n, (blk + 1) * kRowBlock); ++i) {
+        const double sum = row_exp_sum(c_.row(i), hb, s[i], inv_eps, m);
+        if (in_safe_range(sum)) {
+          out[i] = std::log(sum);
+        } else {
+          scratch.resize(m);
+          out[i] = row_lse_exact(c_.row(i), 1, hb, s[i], inv_eps, m, scratch.data());
+        }
+      }
+    });
+  }
+
+  // out_j = log sum_i exp(ha_i + s_j - C_ij inv_eps), streaming rows into column blocks.
+  void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out,
+                     int threads) const {
+    const index_t n = rows(), m = cols();
+    parallel_for(n_blocks(m, kColBlock), threads, [&](index_t blk) {
+      const index_t j0 = blk * kColBlock, len = std::min(m, j0 + kColBlock) - j0;
+      double acc[kColBlock] = {};
+      for (index_t i = 0; i < n; ++i) {
+        if (ha[i] == kNegInf) continue;  // zero weight: no mass in this row
+        col_exp_accumulate(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
+      }
+      std::vector<double> scratch;
+      for (index_t t = 0; t < len; ++t) {
+        const index_t j = j0 + t;
+        if (in_safe_range(acc[t])) {
+          out[j] = std::log(acc[t]);
+        } else {
+          scratch.resize(n);
+          out[j] = row_lse_exact(c_.data + j, c_.ld, ha, s[j], inv_eps, n, scratch.data());
+        }
+      }
+    });
+  }
+
+  // sum_ij P_ij C_ij with P_ij = exp(ha_i + hb_j - C_ij inv_eps)
+  double transport_cost(const double* ha, const double* hb, double inv_eps, int threads) const {
+    std::vector<double> per_row(rows(), 0.0);
+    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
+      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i)
+        if (ha[i] != kNegInf) per_row[i] = row_weighted_cost(c_.row(i), hb, ha[i], inv_eps, cols());
+    });
+    double total = 0.0;
+    for (double v : per_row) total += v;
+    return total;
+  }
+
+ private:
+  MatrixView<T> c_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// A lazy cost between two point clouds: R x T cost tiles evaluated on the fly, O((n + m) d)
+// memory. The metric is a template parameter so the tile loop is branch-free.
+template <class T, Metric M>
+class OnlineCost {
+ public:
+  OnlineCost(MatrixView<T> x, MatrixView<T> y, double p)
+      : x_(x, M == Metric::Cosine), y_(y, M == Metric::Cosine), p_(T(p)) {}
+  index_t rows() const { return x_.n; }
+  index_t cols() const { return y_.n; }
+
+  void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out,
+                     int threads) const {
+    log_ratio(x_, y_, hb, s, inv_eps, out, threads);
+  }
+  void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out,
+                     int threads) const {
+    log_ratio(y_, x_, ha, s, inv_eps, out, threads);  // every metric here is symmetric
+  }
+
+  double transport_cost(const double* ha, const double* hb, double inv_eps, int threads) const {
+    std::vector<double> per_row(rows(), 0.0);
+    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
+      T tile[kColBlock];
+      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i) {
+        if (ha[i] == kNegInf) continue;
+        double acc = 0.0;
+        for (index_t j0 = 0; j0 < cols(); j0 += kColBlock) {
+          const index_t j1 = std::min(cols(), j0 + kColBlock);
+          cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
+          acc += row_weighted_cost(tile, hb + j0, ha[i], inv_eps, j1 - j0);
+        }
+        per_row[i] = acc;
+      }
+    });
+    double total = 0.0;
+    for (double v : per_row) total += v;
+    return total;
+  }
+
+ private:
+  // out_i = log sum_j exp(h_j + s_i - c(p_i, q_j) inv_eps): a block of rows sweeps the column
+  // tiles together so each tile of q stays in cache while the block uses it.
+  void log_ratio(const PointsT<T>& p, const PointsT<T>& q, const double* h, const double* s,
+                 double inv_eps, double* out, int threads) const {
+    parallel_for(n_blocks(p.n, kRowBlock), threads, [&](index_t blk) {
+      const index_t i0 = blk * kRowBlock, i1 = std::min(p.n, i0 + kRowBlock);
+      double acc[kRowBlock] = {};
+      T tile[kColBlock];
+      for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
+        const index_t j1 = std::min(q.n, j0 + kColBlock);
+        for (index_t i = i0; i < i1; ++i) {
+          cost_row_tile<M>(p.point(i), q, j0, j1, p_, tile);
+          acc[i - i0] += row_exp_sum(tile, h + j0, s[i], inv_eps, j1 - j0);
+        }
+      }
+      for (index_t i = i0; i < i1; ++i)
+        out[i] = in_safe_range(acc[i - i0]) ? std::log(acc[i - i0])
+                                            : exact_row(p, q, i, h, s[i], inv_eps);
+    });
+  }
+
+  // Streaming max-shifted log-sum-exp over the tiles (ALGORITHMS 2.2).
+  double exact_row(const PointsT<T>& p, const PointsT<T>& q, index_t i, const double* h,
+                   double s, double inv_eps) const {
+    double mx = kNegInf, sum = 0.0;
+    T tile[kColBlock];
+    double v[kColBlock];
+    for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
+      const index_t j1 = std::min(q.n, j0 + kColBlock), len = j1 - j0;
+      cost_row_tile<M>(p.point(i), q, j0, j1, p_, tile);
+      double tmax = kNegInf;
+      for (index_t t = 0; t < len; ++t) {
+        v[t] = h[j0 + t] + s - double(tile[t]) * inv_eps;
+        tmax = std::max(tmax, v[t]);
+      }
+      if (tmax == kNegInf) continue;
+      if (tmax > mx) {
+        sum = mx == kNegInf ? 0.0 : sum * std::exp(mx - tmax);
+        mx = tmax;
+      }
+      for (index_t t = 0; t < len; ++t) sum += exp_vec(v[t] - mx);
+    }
+    return mx == kNegInf ? kNegInf : mx + std::log(sum);
+  }
+
+  PointsT<T> x_, y_;
+  T p_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The stabilized scaling domain on a dense cost (ALGORITHMS 2.3): K_ij = exp((alpha_i + beta_j -
+// C_ij) / eps) is stored once; a half-step is then a matrix-vector product (memory bound, no
+// exp). Potentials stay the interface: u = exp((f - alpha) / eps), v = exp((g - beta) / eps).
+// When |f - alpha| or |g - beta| exceeds `absorb` * eps the potentials are absorbed into K.
+// Rows whose product under- or overflows are answered by the exact log-domain kernel.
+template <class T>
+class ScalingKernel {
+ public:
+  ScalingKernel(const DenseCost<T>& cost, const double* loga, const double* logb, double absorb)
+      : cost_(cost), loga_(loga), logb_(logb), absorb_(absorb),
+        k_(std::size_t(cost.rows()) * std::size_t(cost.cols())),
+        alpha_(cost.rows(), 0.0), beta_(cost.cols(), 0.0), u_(cost.rows()), v_(cost.cols()),
+        hs_(std::max(cost.rows(), cost.cols())) {}
+
+  // Rebuilds K at the given potentials (nm exp): on a new eps and on absorption.
+  void rebuild(const double* f, const double* g, double eps, int threads) {
+    eps_ = eps;
+    const index_t n = cost_.rows(), m = cost_.cols();
+    std::copy(f, f + n, alpha_.begin());
+    std::copy(g, g + m, beta_.begin());
+    const double inv_eps = 1.0 / eps;
+    std::vector<double> hb(m);
+    for (index_t j = 0; j < m; ++j) hb[j] = beta_[j] * inv_eps;
+    parallel_for(n_blocks(n, kRowBlock), threads, [&](index_t blk) {
+      for (index_t i = blk * kRowBlock; i < std::min(n, (blk + 1) * kRowBlock); ++i)
+        gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m,
+                  k_.data() + i * m);
+    });
+    ++rebuilds_;
+  }
+  bool ready_for(double eps) const { return eps_ == eps; }
+  index_t rebuilds() const { return rebuilds_; }
+
+  // Absorbs when the scalings have drifted too far from the stored kernel.
+  void maybe_absorb(const double* f, const double* g, int threads) {
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double limit = absorb_ * eps_;
+    bool far = false;
+    for (index_t i = 0; i < n && !far; ++i) far = std::fabs(f[i] - alpha_[i]) > limit;
+    for (index_t j = 0; j < m && !far; ++j) far = std::fabs(g[j] - beta_[j]) > limit;
+    if (far) rebuild(f, g, eps_, threads);
+  }
+
+  void row_log_ratio(const double* f, const double* g, double* out, int threads) {
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double inv_eps = 1.0 / eps_;
+    for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb_[j] + (g[j] - beta_[j]) * inv_eps);
+    parallel_for(n_blocks(n, kRowBlock), threads, [&](index_t blk) {
+      for (index_t i = blk * kRowBlock; i < std::min(n, (blk + 1) * kRowBlock); ++i) {
+        const double kv = row_dot(k_.data() + i * m, v_.data(), m);
+        out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(kv);
+      }
+    });
+    repair(out, n, [&](const std::vector<index_t>& bad) {
+      fix_rows(bad, f, g, inv_eps, out, threads);
+    });
+  }
+
+  void col_log_ratio(const double* f, const double* g, double* out, int threads) {
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double inv_eps = 1.0 / eps_;
+    for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga_[i] + (f[i] - alpha_[i]) * inv_eps);
+    parallel_for(n_blocks(m, kColBlock), threads, [&](index_t blk) {
+      const index_t j0 = blk * kColBlock, len = std::min(m, j0 + kColBlock) - j0;
+      double acc[kColBlock] = {};
+      for (index_t i = 0; i < n; ++i)
+        if (u_[i] != 0.0) col_axpy(k_.data() + i * m + j0, u_[i], len, acc);
+      for (index_t t = 0; t < len; ++t)
+        out[j0 + t] = (g[j0 + t] - beta_[j0 + t]) * inv_eps + std::log(acc[t]);
+    });
+    repair(out, m, [&](const std::vector<index_t>& bad) {
+      fix_cols(bad, f, g, inv_eps, out, threads);
+    });
+  }
+
+ private:
+  template <class Fix>
+  static void repair(const double* out, index_t len, Fix&& fix) {
+    std::vector<index_t> bad;
+    for (index_t t = 0; t < len; ++t)
+      if (!std::isfinite(out[t])) bad.push_back(t);
+    if (!bad.empty()) fix(bad);
+  }
+  void fix_rows(const std::vector<index_t>& bad, const double* f, const double* g,
+                double inv_eps, double* out, int threads) {
+    const index_t m = cost_.cols();
+    for (index_t j = 0; j < m; ++j) hs_[j] = logb_[j] + g[j] * inv_eps;
+    parallel_for(index_t(bad.size()), threads, [&](index_t t) {
+      std::vector<double> scratch(m);
+      const index_t i = bad[t];
+      out[i] = row_lse_exact(cost_.matrix().row(i), 1, hs_.data(), f[i] * inv_eps, inv_eps, m,
+                             scratch.data());
+    });
+  }
+  void fix_cols(const std::vector<index_t>& bad, const double* f, const double* g,
+                double inv_eps, double* out, int threads) {
+    const index_t n = cost_.rows();
+    for (index_t i = 0; i < n; ++i) hs_[i] = loga_[i] + f[i] * inv_eps;
+    parallel_for(index_t(bad.size()), threads, [&](index_t t) {
+      std::vector<double> scratch(n);
+      const index_t j = bad[t];
+      out[j] = row_lse_exact(cost_.matrix().data + j, cost_.matrix().ld, hs_.data(),
+                             g[j] * inv_eps, inv_eps, n, scratch.data());
+    });
+  }
+
+  const DenseCost<T>& cost_;
+  const double* loga_;
+  const double* logb_;
+  double absorb_;
+  double eps_ = 0.0;
+  index_t rebuilds_ = 0;
+  std::vector<T> k_;
+  std::vector<double> alpha_, beta_, u_, v_, hs_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The driver.
+
+enum class Method : int { Auto = 0, Log = 1, Scaling = 2 };
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Options {
+  double eps = 1.0;
+  double tol = 1e-6;
+  index_t max_iter = 10000;
+  double eps_scaling = 0.0;  // annealing factor q in (0, 1); 0 = a single stage at eps
+  double eps_start = 0.0;    // first eps of the schedule (the cost's range)
+  Method method = Method::Auto;
+  bool overrelax = true;     // adaptive over-relaxation (balanced problems only)
+  double tau_a = kInf;       // KL marginal penalties; inf = hard constraint (balanced)
+  double tau_b = kInf;
+  double cost_range = 0.0;     // max C - min C (or a bound): decides the domain per stage
+  double scaling_limit = 0.0;  // auto uses the scaling domain while cost_range / eps <= this
+  int threads = 0;
+};
+
+struct Result {
+  Status status = Status::MaxIter;
+  index_t n_iter = 0;
+  double marginal_error = kInf;
+  double value = 0.0;      // <P, C>
+  double objective = 0.0;  // balanced: the dual value; unbalanced: the primal objective
+  index_t stages = 0;
+  index_t rebuilds = 0;    // scaling-domain kernel builds (for the bench)
+};
+
+// Intermediate eps-scaling stages only need a warm start for the next one (measured on
+// uniform clouds: tighter or longer stages do not shorten the final stage).
+constexpr double kStageTol = 1e-1;
+constexpr index_t kStageMaxIter = 10;
+// Auto picks the scaling domain while range(C) / eps keeps exp(-C / eps) representable.
+template <class T>
+constexpr double scaling_range_limit() {
+  return sizeof(T) == 4 ? 50.0 : 500.0;
+}
+template <class T>
+constexpr double absorb_limit() {
+  return sizeof(T) == 4 ? 25.0 : 200.0;
+}
+
+namespace detail {
+
+// The entropic problem's weights in the form the updates use.
+struct Weights {
+  const double* a;
+  const double* b;
+  index_t n, m;
+  std::vector<double> loga, logb;
+  double sum_a = 0.0, sum_b = 0.0;
+  Weights(const double* a_, const double* b_, index_t n_, index_t m_)
+      : a(a_), b(b_), n(n_), m(m_), loga(n_), logb(m_) {
+    for (index_t i = 0; i < n; ++i) {
+      loga[i] = a[i] > 0.0 ? std::log(a[i]) : kNegInf;
+      sum_a += a[i];
+    }
+    for (index_t j = 0; j < m; ++j) {
+      logb[j] = b[j] > 0.0 ? std::log(b[j]) : kNegInf;
+      sum_b += b[j];
+    }
+  }
+};
+
+// KKT residual of one side: sum_i w_i |exp(r_i) - exp(-pot_i / tau)| (ALGORITHMS 2.7; the
+// target ratio is 1 for a hard constraint). Zero weights contribute nothing.
+inline double side_error(const double* w, const double* r, const double* pot, double tau,
+                         index_t len) {
+  double err = 0.0;
+  for (index_t i = 0; i < len; ++i) {
+    if (w[i] <= 0.0) continue;
+    const double target = tau == kInf ? 1.0 : std::exp(-pot[i] / tau);
+    err += w[i] * std::fabs(std::exp(r[i]) - target);
+  }
+  return err;
+}
+
+inline double mass_from_ratio(const double* w, const double* r, index_t len) {
+  double s = 0.0;
+  for (index_t i = 0; i < len; ++i)
+    if (w[i] > 0.0) s += w[i] * std::exp(r[i]);
+  return s;
+}
+
+inline double dot_masked(const double* w, const double* x, index_t len) {
+  double s = 0.0;
+  for (index_t i = 0; i < len; ++i)
+    if (w[i] > 0.0) s += w[i] * x[i];
+  return s;
+}
+
+inline double kl(const double* p, const double* q, index_t len) {
+  double s = 0.0;
+  for (index_t i = 0; i < len; ++i) {
+    if (p[i] > 0.0) s += p[i] * std::log(p[i] / q[i]);
+    s += q[i] - p[i];
+  }
+  return s;
+}
+
+// Over-relaxation (ALGORITHMS 2.5): w = 2 / (1 + sqrt(1 - r)) from the observed linear rate r of
+// plain iterations; back to w = 1 for good if the error grows.
+class Relaxation {
+ public:
+  explicit Relaxation(bool enabled) : enabled_(enabled) {}
+  double weight() const { return w_; }
+  void finish_plain() { w_ = 1.0; }
+  // Feeds the error measured this iteration; returns the weight for the next updates.
+  double observe(double err) {
+    if (!enabled_) return 1.0;
+    if (w_ == 1.0) {
+      if (err > 0.0 && err < 1.0 && prev_ > 0.0 && prev2_ > 0.0) {
+        const double q1 = err / prev_, q2 = prev_ / prev2_;
+        if (q1 > 0.5 && q1 < 1.0 && std::fabs(q1 - q2) < 0.01) {
+          const double w = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - q1)));
+          if (w > 1.05) {
+            w_ = w;
+            best_ = err;
+          }
+        }
+      }
+      prev2_ = prev_;
+      prev_ = err;
+    } else {
+      best_ = std::min(best_, err);
+      if (err > 4.0 * best_ || !std::isfinite(err)) {
+        w_ = 1.0;
+        enabled_ = false;
+      }
+    }
+    return w_;
+  }
+
+ private:
+  bool enabled_;
+  double w_ = 1.0, prev_ = 0.0, prev2_ = 0.0, best_ = kInf;
+};
+
+}  // namespace detail
+
+// Adapts a cost kernel (h, s interface) to potentials: the log-domain half-steps.
+template <class Kernel>
+class LogDomain {
+ public:
+  LogDomain(const Kernel& k, const detail::Weights& w)
+      : k_(k), w_(w), h_(std::max(w.n, w.m)), s_(std::max(w.n, w.m)) {}
+  void row_log_ratio(const double* f, const double* g, double eps, double* out, int threads) {
+    const double inv = 1.0 / eps;
+    for (index_t j = 0; j < w_.m; ++j) h_[j] = w_.logb[j] + g[j] * inv;
+    for (index_t i = 0; i < w_.n; ++i) s_[i] = f[i] * inv;
+    k_.row_log_ratio(h_.data(), s_.data(), inv, out, threads);
+  }
+  void col_log_ratio(const double* f, const double* g, double eps, double* out, int threads) {
+    const double inv = 1.0 / eps;
+    for (index_t i = 0; i < w_.n; ++i) h_[i] = w_.loga[i] + f[i] * inv;
+    for (index_t j = 0; j < w_.m; ++j) s_[j] = g[j] * inv;
+    k_.col_log_ratio(h_.data(), s_.data(), inv, out, threads);
+  }
+  double transport_cost(const double* f, const double* g, double eps, int threads) {
+    const double inv = 1.0 / eps;
+    std::vector<double> ha(w_.n), hb(w_.m);
+    for (index_t i = 0; i < w_.n; ++i) ha[i] = w_.loga[i] + f[i] * inv;
+    for (index_t j = 0; j < w_.m; ++j) hb[j] = w_.logb[j] + g[j] * inv;
+    return k_.transport_cost(ha.data(), hb.data(), inv, threads);
+  }
+
+ private:
+  const Kernel& k_;
+  const detail::Weights& w_;
+  std::vector<double> h_, s_;
+};
+
+// One stage of the eps schedule runs iterations on one domain until its tolerance or cap.
+template <class Kernel, class Scaling>
+class Driver {
+ public:
+  Driver(const Kernel& kernel, Scaling* scaling, const double* a, const double* b, double* f,
+         double* g, const Options& o)
+      : o_(o), n_(kernel.rows()), m_(kernel.cols()), threads_(resolve_threads(o.threads)),
+        w_(a, b, n_, m_), logdom_(kernel, w_), scaling_(scaling), f_(f), g_(g), r_(n_), c_(m_) {}
+
+  Result run() {
+    const std::vector<double> schedule = eps_schedule();
+    for (std::size_t s = 0; s < schedule.size(); ++s) {
+      const bool last = s + 1 == schedule.size();
+      const index_t cap = last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + kStageMaxIter);
+      run_stage(schedule[s], last ? o_.tol : std::max(o_.tol, kStageTol), cap);
+      ++res_.stages;
+      if (res_.status == Status::NotFinite || res_.n_iter >= o_.max_iter) break;
+    }
+    finish(schedule.back());
+    return res_;
+  }
+
+ private:
+  std::vector<double> eps_schedule() const {
+    std::vector<double> eps;
+    if (o_.eps_scaling > 0.0 && o_.eps_scaling < 1.0)
+      for (double e = o_.eps_start; e > o_.eps && eps.size() < 200; e *= o_.eps_scaling)
+        eps.push_back(e);
+    eps.push_back(o_.eps);
+    return eps;
+  }
+
+  bool scaling_for(double eps) const {
+    if (scaling_ == nullptr) return false;
+    if (o_.method == Method::Scaling) return true;
+    return o_.method == Method::Auto && o_.cost_range <= o_.scaling_limit * eps;
+  }
+
+  void row_ratio(double* out) {
+    if (on_scaling_)
+      scaling_->row_log_ratio(f_, g_, out, threads_);
+    else
+      logdom_.row_log_ratio(f_, g_, eps_, out, threads_);
+  }
+  void col_ratio(double* out) {
+    if (on_scaling_)
+      scaling_->col_log_ratio(f_, g_, out, threads_);
+    else
+      logdom_.col_log_ratio(f_, g_, eps_, out, threads_);
+  }
+
+  void run_stage(double eps, double tol, index_t cap) {
+    eps_ = eps;
+    on_scaling_ = scaling_for(eps);
+    if (on_scaling_ && !scaling_->ready_for(eps)) scaling_->rebuild(f_, g_, eps, threads_);
+    const double ka = o_.tau_a == kInf ? 1.0 : o_.tau_a / (o_.tau_a + eps);
+    const double kb = o_.tau_b == kInf ? 1.0 : o_.tau_b / (o_.tau_b + eps);
+    detail::Relaxation relax(o_.overrelax && o_.tau_a == kInf && o_.tau_b == kInf);
+    cols_exact_ = false;
+    double col_err = kInf;
+    res_.status = Status::MaxIter;
+    while (true) {
+      row_ratio(r_.data());  // r at the current (f, g)
+      row_err_ = detail::side_error(w_.a, r_.data(), f_, o_.tau_a, n_);
+      if (!std::isfinite(row_err_)) {
+        res_.status = Status::NotFinite;
+        return;
+      }
+      if (cols_exact_ && row_err_ <= tol) {
+        res_.status = Status::Converged;
+        return;
+      }
+      if (res_.n_iter >= cap) return;
+      const double est = cols_exact_ ? row_err_ : row_err_ + col_err;
+      double w = relax.observe(est);
+      if (w != 1.0 && est <= tol) {
+        relax.finish_plain();  // the last iterations are plain so columns are exact
+        w = 1.0;
+      }
+      for (index_t i = 0; i < n_; ++i) f_[i] = (1.0 - w) * f_[i] + w * ka * (f_[i] - eps * r_[i]);
+      col_ratio(c_.data());
+      col_err = detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
+      for (index_t j = 0; j < m_; ++j) g_[j] = (1.0 - w) * g_[j] + w * kb * (g_[j] - eps * c_[j]);
+      cols_exact_ = w == 1.0;
+      if (on_scaling_) scaling_->maybe_absorb(f_, g_, threads_);
+      ++res_.n_iter;
+    }
+  }
+
+  // Value, objective and the exact marginal error at the returned potentials; r_ holds the
+  // row ratios at them on entry (every stage exits right after measuring r_).
+  void finish(double eps) {
+    if (res_.status == Status::NotFinite) return;
+    eps_ = eps;
+    on_scaling_ = false;  // exact log-domain passes from here on
+    const bool need_cols = !cols_exact_ || o_.tau_b != kInf;
+    if (need_cols) {
+      logdom_.col_log_ratio(f_, g_, eps, c_.data(), threads_);
+    }
+    const double col_err =
+        cols_exact_ ? 0.0 : detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
+    res_.marginal_error = row_err_ + col_err;
+    if (res_.status == Status::Converged && res_.marginal_error > o_.tol)
+      res_.status = Status::MaxIter;
+    res_.value = logdom_.transport_cost(f_, g_, eps, threads_);
+    const double mass = detail::mass_from_ratio(w_.a, r_.data(), n_);
+    const double mass_term = eps * (mass - w_.sum_a * w_.sum_b);
+    if (o_.tau_a == kInf && o_.tau_b == kInf) {
+      res_.objective = detail::dot_masked(w_.a, f_, n_) + detail::dot_masked(w_.b, g_, m_) - mass_term;
+    } else {
+      std::vector<double> pa(n_), pb(m_);
+      for (index_t i = 0; i < n_; ++i) pa[i] = w_.a[i] > 0.0 ? w_.a[i] * std::exp(r_[i]) : 0.0;
+      for (index_t j = 0; j < m_; ++j) pb[j] = w_.b[j] > 0.0 ? w_.b[j] * std::exp(c_[j]) : 0.0;
+      double obj = -mass_term;
+      for (index_t i = 0; i < n_; ++i) obj += pa[i] > 0.0 ? pa[i] * f_[i] : 0.0;
+      for (index_t j = 0; j < m_; ++j) obj += pb[j] > 0.0 ? pb[j] * g_[j] : 0.0;
+      if (o_.tau_a != kInf) obj += o_.tau_a * detail::kl(pa.data(), w_.a, n_);
+      if (o_.tau_b != kInf) obj += o_.tau_b * detail::kl(pb.data(), w_.b, m_);
+      res_.objective = obj;
+    }
+    if (scaling_ != nullptr) res_.rebuilds = scaling_->rebuilds();
+  }
+
+  const Options& o_;
+  index_t n_, m_;
+  int threads_;
+  detail::Weights w_;
+  LogDomain<Kernel> logdom_;
+  Scaling* scaling_;
+  double* f_;
+  double* g_;
+  std::vector<double> r_, c_;
+  double eps_ = 1.0, row_err_ = kInf;
+  bool on_scaling_ = false, cols_exact_ = false;
+  Result res_;
+};
+
+// Sinkhorn on one problem. `scaling` (may be null) offers the stabilized scaling domain for
+// dense costs. f, g hold the initial potentials on entry and the solution on exit.
+template <class Kernel, class Scaling>
+Result solve(const Kernel& kernel, Scaling* scaling, const double* a, const double* b, double* f,
+             double* g, const Options& o) {
+  return Driver<Kernel, Scaling>(kernel, scaling, a, b, f, g, o).run();
+}
+
+// A dense problem: builds the scaling-domain kernel only when some stage will use it.
+template <class T>
+Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f, double* g,
+                   Options o) {
+  const DenseCost<T> cost(c);
+  o.scaling_limit = scaling_range_limit<T>();
+  const double first_eps = o.eps_scaling > 0.0 ? std::max(o.eps, o.eps_start) : o.eps;
+  const bool may_scale = o.method == Method::Scaling ||
+                         (o.method == Method::Auto && o.cost_range <= o.scaling_limit * first_eps);
+  if (!may_scale) return solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o);
+  const detail::Weights w(a, b, c.rows, c.cols);
+  ScalingKernel<T> scaling(cost, w.loga.data(), w.logb.data(), absorb_limit<T>());
+  return solve(cost, &scaling, a, b, f, g, o);
+}
+
+// Point clouds, cost evaluated on the fly.
+template <class T>
+Result solve_online(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, const double* a,
+                    const double* b, double* f, double* g, const Options& o) {
+  return dispatch_metric(metric, [&](auto tag) {
+    const OnlineCost<T, decltype(tag)::value> cost(x, y, p);
+    return solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o);
+  });
+}
+
+// The self-transport of a measure (the debiasing terms of the Sinkhorn divergence, ALGORITHMS
+// 2.6): h <- (h + T_a(h)) / 2 on the symmetric problem, which converges in a few steps.
+template <class Kernel>
+Result solve_symmetric(const Kernel& kernel, const double* a, double* h, const Options& o) {
+  const index_t n = kernel.rows();
+  const int threads = resolve_threads(o.threads);
+  const detail::Weights w(a, a, n, n);
+  LogDomain<Kernel> logdom(kernel, w);
+  std::vector<double> r(n);
+  Result res;
+  while (true) {
+    logdom.row_log_ratio(h, h, o.eps, r.data(), threads);
+    res.marginal_error = 2.0 * detail::side_error(a, r.data(), h, kInf, n);
+    if (!std::isfinite(res.marginal_error)) {
+      res.status = Status::NotFinite;
+      return res;
+    }
+    if (res.marginal_error <= o.tol) {
+      res.status = Status::Converged;
+      break;
+    }
+    if (res.n_iter >= o.max_iter) break;
+    for (index_t i = 0; i < n; ++i) h[i] -= 0.5 * o.eps * r[i];
+    ++res.n_iter;
+  }
+  const double mass = detail::mass_from_ratio(a, r.data(), n);
+  res.objective = 2.0 * detail::dot_masked(a, h, n) - o.eps * (mass - w.sum_a * w.sum_a);
+  res.value = logdom.transport_cost(h, h, o.eps, threads);
+  return res;
+}
+
+template <class T>
+Result solve_symmetric_dense(MatrixView<T> c, const double* a, double* h, const Options& o) {
+  return solve_symmetric(DenseCost<T>(c), a, h, o);
+}
+
+template <class T>
+Result solve_symmetric_online(MatrixView<T> x, Metric metric, double p, const double* a,
+                              double* h, const Options& o) {
+  return dispatch_metric(metric, [&](auto tag) {
+    return solve_symmetric(OnlineCost<T, decltype(tag)::value>(x, x, p), a, h, o);
+  });
+}
+
+}  // namespace pyot::sinkhorn

@@ -1,0 +1,119 @@
+"""Result objects: frozen dataclasses, one family, always the same return type.
+
+A plan that is expensive to form (point clouds, big dense problems) is stored as a recipe and
+computed on first access of ``.plan``, then cached.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped (``max_iter``) before reaching its tolerance: ``converged=False``."""
+
+
+def warn_not_converged(fn: str, result: Any, hint: str = "") -> None:
+    """Warns when any problem of a (batched) result did not converge."""
+    converged = np.asarray(result.converged)
+    if converged.all():
+        return
+    err = np.max(np.asarray(result.marginal_error))
+    count = "" if converged.ndim == 0 else f" ({int((~converged).sum())} of {converged.size})"
+    warnings.warn(
+        f"{fn} did not converge{count}: marginal error {err:.3g} after "
+        f"{np.max(np.asarray(result.n_iter))} iterations. {hint}".rstrip(),
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
+class Lazy:
+    """A field value computed on first access."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self.compute = compute
+
+
+class _LazyField:
+    """Data descriptor for a dataclass field that may hold a :class:`Lazy` recipe."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_lazy_{name}"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return None  # the dataclass default
+        value = obj.__dict__.get(self.slot)
+        if isinstance(value, Lazy):
+            value = value.compute()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, Lazy):
+        return "<computed on access>"
+    if isinstance(value, np.ndarray):
+        return f"array(shape={value.shape}, dtype={value.dtype})" if value.size > 6 else repr(value)
+    if hasattr(value, "shape") and hasattr(value, "nnz"):
+        return f"sparse(shape={value.shape}, nnz={value.nnz})"
+    return repr(value)
+
+
+@dataclass(frozen=True, repr=False)
+class OTResult:
+    """Result of an optimal-transport solver.
+
+    Attributes
+    ----------
+    value : float or ndarray
+        The transport cost ``<P, C>`` (one per problem of a batch).
+    plan : ndarray or scipy.sparse matrix
+        The transport plan, computed on first access where forming it is costly.
+    f, g : ndarray
+        Dual potentials.
+    n_iter : int or ndarray
+        Iterations performed.
+    marginal_error : float or ndarray
+        ``||P 1 - a||_1 + ||P^T 1 - b||_1`` (relaxed solvers: the L1 optimality residual).
+    converged : bool or ndarray
+        Whether ``marginal_error <= tol`` was reached.
+    """
+
+    value: Any = None
+    plan: Any = _LazyField()
+    f: Any = None
+    g: Any = None
+    n_iter: Any = None
+    marginal_error: Any = None
+    converged: Any = None
+
+    def __repr__(self) -> str:
+        parts = []
+        for name in self.__dataclass_fields__:
+            raw = self.__dict__.get(f"_lazy_{name}") if name == "plan" else getattr(self, name)
+            parts.append(f"{name}={_short(raw)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, repr=False)
+class SinkhornResult(OTResult):
+    """Result of an entropic solver: adds the regularized ``objective`` and ``eps``.
+
+    For balanced problems ``objective`` is ``<P, C> + eps KL(P | a b^T)`` (the dual value at
+    the returned potentials); the plan is ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)``.
+    """
+
+    objective: Any = None
+    eps: Any = None

@@ -1,0 +1,1459 @@
+"""pyot.sinkhorn, pyot.sinkhorn_divergence and pyot.unbalanced_sinkhorn.
+
+References: POT (``ot.sinkhorn(method="sinkhorn_log")``, ``ot.unbalanced.sinkhorn_unbalanced``,
+``ot.bregman.empirical_sinkhorn_divergence``), exact OT by ``scipy.optimize.linprog``, and a
+plain float64 numpy Sinkhorn (conftest). Potentials convention (ALGORITHMS.md section 2):
+P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), unique up to (f + c, g - c).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.spatial.distance import cdist
+
+import pyot
+
+ot = pytest.importorskip("ot")
+
+INF = float("inf")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def weights(rng, n, *, zeros=0, mass=1.0):
+    w = rng.uniform(0.2, 1.0, size=n)
+    if zeros:
+        w[rng.choice(n, size=zeros, replace=False)] = 0.0
+    return mass * w / w.sum()
+
+
+def problem(rng, n=30, m=40, *, d=2, zeros_a=0, zeros_b=0, dtype=np.float64):
+    """Random sqeuclidean cost normalised to max 1, random positive weights summing to 1."""
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal((m, d)) + 0.5
+    cost = cdist(x, y, "sqeuclidean")
+    cost /= cost.max()
+    a = weights(rng, n, zeros=zeros_a)
+    b = weights(rng, m, zeros=zeros_b)
+    return cost.astype(dtype), a.astype(dtype), b.astype(dtype)
+
+
+def clouds(rng, n=30, m=40, d=2, dtype=np.float64, *, unit=False):
+    """Two Gaussian clouds; unit=True rescales them so that the largest sqeuclidean cost is 1."""
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal((m, d)) + 0.5
+    if unit:
+        s = math.sqrt(cdist(x, y, "sqeuclidean").max())
+        x, y = x / s, y / s
+    return x.astype(dtype), y.astype(dtype)
+
+
+def pot_sinkhorn(cost, a, b, eps):
+    """POT's log-domain Sinkhorn, converted to pyot's potential convention."""
+    plan, log = ot.sinkhorn(
+        a, b, cost, eps, method="sinkhorn_log", numItermax=500_000, stopThr=1e-14, log=True
+    )
+    with np.errstate(divide="ignore"):
+        f = eps * (log["log_u"] - np.log(a))
+        g = eps * (log["log_v"] - np.log(b))
+    return f, g, plan
+
+
+def assert_potentials_close(f, g, f_ref, g_ref, *, atol, rtol=0.0):
+    """(f, g) equals (f_ref, g_ref) up to the gauge (f + c, g - c)."""
+    f = np.asarray(f, np.float64)
+    g = np.asarray(g, np.float64)
+    df = f - f_ref
+    dg = g - g_ref
+    c = 0.5 * (np.mean(df) - np.mean(dg))
+    np.testing.assert_allclose(f - c, f_ref, atol=atol, rtol=rtol)
+    np.testing.assert_allclose(g + c, g_ref, atol=atol, rtol=rtol)
+
+
+def dual_value(res, a, b):
+    """<a, f> + <b, g> - eps (sum P - sum a sum b) (ALGORITHMS.md 2.1), in float64."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    plan = np.asarray(res.plan, np.float64)
+    return float(
+        a @ np.asarray(res.f, np.float64)
+        + b @ np.asarray(res.g, np.float64)
+        - res.eps * (plan.sum() - a.sum() * b.sum())
+    )
+
+
+def check_result(res, cost, a, b, *, eps, tol, ref, dtype=np.float64):
+    """Internal consistency of a converged single-problem SinkhornResult."""
+    cost = np.asarray(cost, np.float64)
+    n, m = cost.shape
+    assert isinstance(res, pyot.SinkhornResult)
+    assert isinstance(res, pyot.OTResult)
+    plan = res.plan
+    assert isinstance(plan, np.ndarray)
+    assert plan.shape == (n, m)
+    assert res.f.shape == (n,)
+    assert res.g.shape == (m,)
+    assert plan.dtype == dtype
+    assert res.f.dtype == dtype
+    assert res.g.dtype == dtype
+    for name in ("value", "objective", "marginal_error", "eps"):
+        assert isinstance(getattr(res, name), float), (name, type(getattr(res, name)))
+    assert isinstance(res.n_iter, (int, np.integer))
+    assert isinstance(res.converged, (bool, np.bool_))
+    assert res.eps == pytest.approx(eps)
+    assert np.isfinite(plan).all()
+    assert np.isfinite(res.f).all()
+    assert np.isfinite(res.g).all()
+    assert (plan >= 0).all()
+    assert res.converged
+    assert res.n_iter >= 1
+    assert res.marginal_error <= tol
+    f32 = dtype == np.float32
+    # The reported marginal error is the L1 marginal error of the returned plan.
+    err = ref.marginal_error(plan, a, b)
+    np.testing.assert_allclose(res.marginal_error, err, rtol=1e-2, atol=2e-6 if f32 else 1e-13)
+    assert err <= tol + (2e-6 if f32 else 1e-13)
+    # value = <P, C>.
+    np.testing.assert_allclose(
+        res.value, float(np.sum(plan * cost)), rtol=1e-5 if f32 else 1e-10, atol=1e-12
+    )
+    # The plan is built from the potentials: P = a b^T exp((f + g - C) / eps).
+    a64 = np.asarray(a, np.float64)
+    b64 = np.asarray(b, np.float64)
+    f64 = np.asarray(res.f, np.float64)
+    g64 = np.asarray(res.g, np.float64)
+    rebuilt = np.outer(a64, b64) * np.exp((f64[:, None] + g64[None, :] - cost) / eps)
+    np.testing.assert_allclose(
+        plan, rebuilt, rtol=1e-3 if f32 else 1e-9, atol=1e-7 if f32 else 1e-15
+    )
+    # objective = D(f, g) (its definition) and = <P,C> + eps KL(P | a b^T) at convergence, the
+    # gap being bounded by <P1 - a, f> + <P^T1 - b, g>.
+    np.testing.assert_allclose(
+        res.objective, dual_value(res, a, b), rtol=1e-5 if f32 else 1e-10, atol=1e-10
+    )
+    primal = ref.entropic_objective(plan, cost, a, b, eps)
+    spread = float(np.abs(f64).max() + np.abs(g64).max())
+    gap_bound = err * spread + (1e-5 if f32 else 1e-11) * (abs(primal) + 1.0)
+    assert abs(res.objective - primal) <= gap_bound, (res.objective, primal, gap_bound)
+
+
+# ============================================================================= sinkhorn
+
+
+class TestSinkhornReference:
+    @pytest.mark.parametrize("eps", [0.5, 0.05, 0.01])
+    def test_against_pot(self, rng, ref, eps):
+        cost, a, b = problem(rng, 30, 40)
+        res = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-11, max_iter=500_000)
+        check_result(res, cost, a, b, eps=eps, tol=1e-11, ref=ref)
+        f_ref, g_ref, plan_ref = pot_sinkhorn(cost, a, b, eps)
+        np.testing.assert_allclose(res.plan, plan_ref, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(res.value, np.sum(plan_ref * cost), rtol=1e-8)
+        np.testing.assert_allclose(
+            res.objective, ref.entropic_objective(plan_ref, cost, a, b, eps), rtol=1e-8
+        )
+        assert_potentials_close(res.f, res.g, f_ref, g_ref, atol=1e-7)
+
+    def test_against_numpy_reference(self, rng, ref):
+        cost, a, b = problem(rng, 12, 9)
+        eps = 0.1
+        f_ref, g_ref, plan_ref = ref.sinkhorn(cost, a, b, eps)
+        res = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-12, max_iter=100_000)
+        np.testing.assert_allclose(res.plan, plan_ref, rtol=1e-8, atol=1e-14)
+        assert_potentials_close(res.f, res.g, f_ref, g_ref, atol=1e-10)
+
+    def test_uniform_default_weights(self, rng, ref):
+        cost, _, _ = problem(rng, 10, 7)
+        res = pyot.sinkhorn(cost, eps=0.1, tol=1e-10)
+        a = np.full(10, 1 / 10)
+        b = np.full(7, 1 / 7)
+        check_result(res, cost, a, b, eps=0.1, tol=1e-10, ref=ref)
+        res2 = pyot.sinkhorn(cost, a, b, eps=0.1, tol=1e-10)
+        np.testing.assert_allclose(res.plan, res2.plan, rtol=1e-10, atol=1e-15)
+        res3 = pyot.sinkhorn(cost, None, b, eps=0.1, tol=1e-10)
+        np.testing.assert_allclose(res3.plan, res2.plan, rtol=1e-10, atol=1e-15)
+
+    def test_non_unit_mass(self, rng, ref):
+        cost, a, b = problem(rng, 9, 11)
+        res = pyot.sinkhorn(cost, 3.0 * a, 3.0 * b, eps=0.1, tol=1e-10)
+        check_result(res, cost, 3.0 * a, 3.0 * b, eps=0.1, tol=1e-10, ref=ref)
+        _, _, plan_ref = pot_sinkhorn(cost, 3.0 * a, 3.0 * b, 0.1)
+        np.testing.assert_allclose(res.plan, plan_ref, rtol=1e-6, atol=1e-12)
+
+    @pytest.mark.parametrize("method", ["auto", "log", "scaling"])
+    def test_methods_are_consistent(self, rng, ref, method):
+        cost, a, b = problem(rng, 25, 20)
+        res = pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-10, method=method)
+        check_result(res, cost, a, b, eps=0.05, tol=1e-10, ref=ref)
+        _, _, plan_ref = pot_sinkhorn(cost, a, b, 0.05)
+        np.testing.assert_allclose(res.plan, plan_ref, rtol=1e-6, atol=1e-12)
+
+    def test_log_and_scaling_agree(self, rng, dtype):
+        cost, a, b = problem(rng, 40, 35, dtype=dtype)
+        tol = 1e-10 if dtype == np.float64 else 1e-5
+        r_log = pyot.sinkhorn(cost, a, b, eps=0.02, tol=tol, method="log")
+        r_sc = pyot.sinkhorn(cost, a, b, eps=0.02, tol=tol, method="scaling")
+        assert r_log.converged
+        assert r_sc.converged
+        atol = 1e-12 if dtype == np.float64 else 1e-6
+        np.testing.assert_allclose(
+            r_sc.plan, r_log.plan, rtol=1e-6 if atol < 1e-9 else 1e-3, atol=atol
+        )
+        np.testing.assert_allclose(r_sc.value, r_log.value, rtol=1e-7 if atol < 1e-9 else 1e-4)
+
+    @pytest.mark.parametrize("eps_scaling", [None, False, 0.5, 0.9])
+    def test_eps_scaling_does_not_change_the_solution(self, rng, ref, eps_scaling):
+        cost, a, b = problem(rng, 20, 25)
+        res = pyot.sinkhorn(
+            cost, a, b, eps=0.01, tol=1e-10, eps_scaling=eps_scaling, max_iter=100_000
+        )
+        check_result(res, cost, a, b, eps=0.01, tol=1e-10, ref=ref)
+        assert res.eps == 0.01  # the target eps, not the first stage's
+        _, _, plan_ref = pot_sinkhorn(cost, a, b, 0.01)
+        np.testing.assert_allclose(res.plan, plan_ref, rtol=1e-5, atol=1e-11)
+
+
+class TestExactLimit:
+    def test_eps_to_zero_approaches_exact_ot(self, rng, ref):
+        n, m = 8, 10
+        cost = rng.integers(0, 100, size=(n, m)).astype(np.float64) / 100.0
+        a = weights(rng, n)
+        b = weights(rng, m)
+        exact, plan_exact = ref.exact_ot(cost, a, b)
+        kl_exact = ref.kl(plan_exact, np.outer(a, b))
+        objectives = []
+        for eps in [1e-1, 1e-2, 1e-3]:
+            tol = 1e-9
+            res = pyot.sinkhorn(cost, a, b, eps=eps, tol=tol, max_iter=200_000)
+            check_result(res, cost, a, b, eps=eps, tol=tol, ref=ref)
+            slack = 2 * tol * cost.max() + 1e-12
+            # exact <= <P_eps, C> <= objective <= <P*, C> + eps KL(P* | a b^T)
+            assert res.value >= exact - slack
+            assert res.value <= res.objective + slack
+            assert res.objective <= exact + eps * kl_exact + slack
+            objectives.append(res.objective)
+        # OT_eps is non-decreasing in eps (its derivative is KL >= 0).
+        assert objectives[0] >= objectives[1] - 1e-9
+        assert objectives[1] >= objectives[2] - 1e-9
+        assert abs(res.value - exact) <= 1e-3 * math.log(min(n, m)) + 1e-8
+
+    def test_permutation_limit(self, rng):
+        """Uniform weights, n = m: at small eps the plan is the optimal permutation / n."""
+        from scipy.optimize import linear_sum_assignment
+
+        n = 12
+        x = rng.standard_normal((n, 2))
+        y = rng.standard_normal((n, 2))
+        cost = cdist(x, y, "sqeuclidean")
+        cost /= cost.max()
+        rows, cols = linear_sum_assignment(cost)
+        exact = cost[rows, cols].sum() / n
+        res = pyot.sinkhorn(cost, eps=1e-3, tol=1e-9, max_iter=200_000)
+        assert res.converged
+        assert res.value == pytest.approx(exact, abs=1e-3 * math.log(n) + 1e-8)
+        assert res.value >= exact - 1e-8
+
+
+class TestStability:
+    def test_small_eps_float64(self, rng, ref):
+        cost, a, b = problem(rng, 60, 67)
+        eps = 1e-4
+        res = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-6, max_iter=200_000)
+        check_result(res, cost, a, b, eps=eps, tol=1e-6, ref=ref)
+        exact, _ = ref.exact_ot(cost, a, b)
+        assert res.value >= exact - 2e-6
+        assert res.value <= exact + eps * math.log(60) + 2e-6
+
+    @pytest.mark.parametrize("method", ["auto", "log", "scaling"])
+    def test_small_eps_float32(self, rng, ref, method):
+        """range(C)/eps = 1000 in float32: exp(-C/eps) underflows (exp(-87) is the limit), so a
+        naive scaling-domain Sinkhorn breaks; the log domain / stabilised scaling must not."""
+        cost, a, b = problem(rng, 50, 60, dtype=np.float32)
+        eps = 1e-3
+        res = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-4, max_iter=200_000, method=method)
+        check_result(res, cost, a, b, eps=eps, tol=1e-4, ref=ref, dtype=np.float32)
+        exact, _ = ref.exact_ot(cost.astype(np.float64), a.astype(np.float64), b.astype(np.float64))
+        assert abs(res.value - exact) <= eps * math.log(50) + 1e-3
+
+    def test_small_eps_float32_large_cost_scale(self, rng, ref):
+        """Cost in the thousands and eps = 1 in float32: exp(C/eps) overflows float32."""
+        cost, a, b = problem(rng, 40, 30, dtype=np.float32)
+        cost = (cost * np.float32(2000.0)).astype(np.float32)
+        res = pyot.sinkhorn(cost, a, b, eps=2.0, tol=1e-4, max_iter=200_000)
+        check_result(res, cost, a, b, eps=2.0, tol=1e-4, ref=ref, dtype=np.float32)
+
+    def test_float32_default_tol_moderate_eps(self, rng, ref):
+        cost, a, b = problem(rng, 40, 30, dtype=np.float32)
+        res = pyot.sinkhorn(cost, a, b, eps=0.1)
+        check_result(res, cost, a, b, eps=0.1, tol=1e-6, ref=ref, dtype=np.float32)
+
+    def test_float32_close_to_float64(self, rng):
+        cost, a, b = problem(rng, 45, 35)
+        r64 = pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-8)
+        r32 = pyot.sinkhorn(
+            cost.astype(np.float32), a.astype(np.float32), b.astype(np.float32), eps=0.05, tol=1e-6
+        )
+        assert r32.plan.dtype == np.float32
+        assert r32.converged
+        assert np.abs(r32.plan.astype(np.float64) - r64.plan).sum() <= 1e-4
+        np.testing.assert_allclose(r32.value, r64.value, rtol=1e-4)
+        np.testing.assert_allclose(r32.objective, r64.objective, rtol=1e-4, atol=1e-6)
+        assert_potentials_close(r32.f, r32.g, r64.f, r64.g, atol=1e-4)
+
+    def test_float32_weights_not_exactly_normalised(self, rng):
+        """float32 weights normalised in float32 do not sum to exactly 1: still accepted."""
+        cost, _, _ = problem(rng, 37, 53, dtype=np.float32)
+        a = rng.random(37).astype(np.float32) + np.float32(0.1)
+        b = rng.random(53).astype(np.float32) + np.float32(0.1)
+        a /= a.sum()
+        b /= b.sum()
+        res = pyot.sinkhorn(cost, a, b, eps=0.1, tol=1e-5)
+        assert res.converged
+
+    def test_zero_weights(self, rng, ref, dtype):
+        cost, a, b = problem(rng, 20, 15, zeros_a=4, zeros_b=3, dtype=dtype)
+        a[0] = 0
+        b[-1] = 0
+        a /= a.sum()
+        b /= b.sum()
+        tol = 1e-10 if dtype == np.float64 else 1e-5
+        res = pyot.sinkhorn(cost, a, b, eps=0.05, tol=tol)
+        check_result(res, cost, a, b, eps=0.05, tol=tol, ref=ref, dtype=dtype)
+        np.testing.assert_array_equal(res.plan[a == 0, :], 0.0)
+        np.testing.assert_array_equal(res.plan[:, b == 0], 0.0)
+        assert np.isfinite(res.value)
+        assert np.isfinite(res.objective)
+        # Same as the problem with the zero-weight points removed.
+        ia, ib = a > 0, b > 0
+        red = pyot.sinkhorn(cost[ia][:, ib], a[ia], b[ib], eps=0.05, tol=tol)
+        rtol, atol = (1e-7, 1e-13) if dtype == np.float64 else (1e-3, 1e-6)
+        np.testing.assert_allclose(res.plan[np.ix_(ia, ib)], red.plan, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(res.value, red.value, rtol=rtol)
+        assert_potentials_close(
+            res.f[ia], res.g[ib], red.f, red.g, atol=1e-8 if dtype == np.float64 else 1e-4
+        )
+
+    def test_zero_weights_point_cloud(self, rng, force_online, dtype):
+        x, y = clouds(rng, 25, 30, dtype=dtype)
+        a = weights(rng, 25, zeros=5).astype(dtype)
+        b = weights(rng, 30, zeros=6).astype(dtype)
+        res = pyot.sinkhorn(pyot.PointCloud(x, y), a, b, eps=0.5, tol=1e-5)
+        assert res.converged
+        assert np.isfinite(res.f).all()
+        assert np.isfinite(res.g).all()
+        assert np.isfinite(res.plan).all()
+        np.testing.assert_array_equal(res.plan[a == 0, :], 0.0)
+
+    def test_degenerate_sizes(self, ref):
+        one = pyot.sinkhorn(np.array([[0.3]]), eps=0.1)
+        np.testing.assert_allclose(one.plan, [[1.0]], rtol=1e-12)
+        assert one.value == pytest.approx(0.3)
+        row = pyot.sinkhorn(np.array([[0.0, 1.0, 2.0]]), None, [0.2, 0.3, 0.5], eps=0.1)
+        np.testing.assert_allclose(row.plan, [[0.2, 0.3, 0.5]], rtol=1e-10)
+        col = pyot.sinkhorn(np.array([[0.0], [1.0]]), [0.25, 0.75], None, eps=0.1)
+        np.testing.assert_allclose(col.plan, [[0.25], [0.75]], rtol=1e-10)
+
+    def test_constant_cost_gives_product_plan(self, rng):
+        a = weights(rng, 6)
+        b = weights(rng, 9)
+        res = pyot.sinkhorn(np.full((6, 9), 2.5), a, b, eps=0.01)
+        np.testing.assert_allclose(res.plan, np.outer(a, b), rtol=1e-10, atol=1e-15)
+        assert res.value == pytest.approx(2.5)
+
+
+class TestResult:
+    def test_frozen(self, rng):
+        cost, a, b = problem(rng, 5, 4)
+        res = pyot.sinkhorn(cost, a, b, eps=0.1)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            res.value = 0.0
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            res.f = None
+
+    def test_not_converged_warns(self, rng):
+        cost, a, b = problem(rng, 30, 30)
+        with pytest.warns(pyot.ConvergenceWarning):
+            res = pyot.sinkhorn(cost, a, b, eps=1e-3, max_iter=3)
+        assert not res.converged
+        assert res.n_iter <= 3
+        assert res.marginal_error > 1e-6
+        assert np.isfinite(res.f).all()
+        assert np.isfinite(res.g).all()
+        assert np.isfinite(res.plan).all()
+        assert np.isfinite(res.value)
+
+    def test_converged_does_not_warn(self, rng):
+        cost, a, b = problem(rng, 10, 10)
+        # filterwarnings = error: any warning here fails the test.
+        res = pyot.sinkhorn(cost, a, b, eps=0.1)
+        assert res.converged
+        assert res.marginal_error <= 1e-6
+
+    def test_n_iter_respects_max_iter(self, rng):
+        cost, a, b = problem(rng, 30, 30)
+        for max_iter in (1, 7, 50):
+            with pytest.warns(pyot.ConvergenceWarning):
+                res = pyot.sinkhorn(cost, a, b, eps=1e-3, tol=1e-14, max_iter=max_iter)
+            assert 1 <= res.n_iter <= max_iter
+
+
+class TestWarmStart:
+    def test_warm_start_from_solution(self, rng):
+        cost, a, b = problem(rng, 40, 30)
+        cold = pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-9, eps_scaling=False)
+        warm = pyot.sinkhorn(
+            cost, a, b, eps=0.01, tol=1e-9, eps_scaling=False, init=(cold.f, cold.g)
+        )
+        assert warm.converged
+        assert warm.n_iter < cold.n_iter
+        assert warm.n_iter <= 5
+        np.testing.assert_allclose(warm.plan, cold.plan, rtol=1e-6, atol=1e-12)
+
+    @pytest.mark.parametrize("eps_scaling", [None, False])
+    def test_warm_start_on_perturbed_problem(self, rng, eps_scaling):
+        cost, a, b = problem(rng, 40, 30)
+        first = pyot.sinkhorn(
+            cost, a, b, eps=0.005, tol=1e-8, eps_scaling=eps_scaling, max_iter=100_000
+        )
+        cost2 = cost + 0.01 * rng.random(cost.shape)
+        cold = pyot.sinkhorn(
+            cost2, a, b, eps=0.005, tol=1e-8, eps_scaling=eps_scaling, max_iter=100_000
+        )
+        warm = pyot.sinkhorn(
+            cost2,
+            a,
+            b,
+            eps=0.005,
+            tol=1e-8,
+            eps_scaling=eps_scaling,
+            max_iter=100_000,
+            init=(first.f, first.g),
+        )
+        assert cold.converged
+        assert warm.converged
+        assert warm.n_iter < cold.n_iter
+        np.testing.assert_allclose(warm.plan, cold.plan, rtol=1e-4, atol=1e-9)
+
+    def test_warm_start_float32(self, rng):
+        cost, a, b = problem(rng, 20, 30, dtype=np.float32)
+        cold = pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-5, eps_scaling=False)
+        warm = pyot.sinkhorn(
+            cost, a, b, eps=0.02, tol=1e-5, eps_scaling=False, init=(cold.f, cold.g)
+        )
+        assert warm.n_iter < cold.n_iter
+
+    def test_init_is_not_modified(self, rng):
+        cost, a, b = problem(rng, 10, 12)
+        f0 = rng.standard_normal(10) * 0.01
+        g0 = rng.standard_normal(12) * 0.01
+        f_copy, g_copy = f0.copy(), g0.copy()
+        pyot.sinkhorn(cost, a, b, eps=0.1, init=(f0, g0))
+        np.testing.assert_array_equal(f0, f_copy)
+        np.testing.assert_array_equal(g0, g_copy)
+
+
+class TestBatch:
+    @pytest.mark.parametrize("uniform", [False, True])
+    def test_batch_equals_loop(self, rng, dtype, uniform):
+        bsz, n, m = 3, 15, 22
+        costs = np.stack([problem(rng, n, m)[0] for _ in range(bsz)]).astype(dtype)
+        costs[1] *= 2.0  # different scales per item
+        if uniform:
+            a_b = b_b = None
+        else:
+            a_b = np.stack([weights(rng, n) for _ in range(bsz)]).astype(dtype)
+            b_b = np.stack([weights(rng, m, zeros=2) for _ in range(bsz)]).astype(dtype)
+        tol = 1e-9 if dtype == np.float64 else 1e-5
+        res = pyot.sinkhorn(costs, a_b, b_b, eps=0.05, tol=tol)
+        assert isinstance(res, pyot.SinkhornResult)
+        assert res.value.shape == (bsz,)
+        assert res.objective.shape == (bsz,)
+        assert res.f.shape == (bsz, n)
+        assert res.g.shape == (bsz, m)
+        assert res.plan.shape == (bsz, n, m)
+        assert res.n_iter.shape == (bsz,)
+        assert res.marginal_error.shape == (bsz,)
+        assert res.converged.shape == (bsz,)
+        assert res.converged.dtype == np.bool_
+        assert res.converged.all()
+        assert res.plan.dtype == dtype
+        assert res.f.dtype == dtype
+        rtol = 1e-10 if dtype == np.float64 else 1e-5
+        for k in range(bsz):
+            single = pyot.sinkhorn(
+                costs[k],
+                None if uniform else a_b[k],
+                None if uniform else b_b[k],
+                eps=0.05,
+                tol=tol,
+            )
+            np.testing.assert_allclose(res.plan[k], single.plan, rtol=rtol, atol=rtol * 1e-3)
+            np.testing.assert_allclose(res.f[k], single.f, rtol=rtol, atol=rtol * 1e-2)
+            np.testing.assert_allclose(res.g[k], single.g, rtol=rtol, atol=rtol * 1e-2)
+            np.testing.assert_allclose(res.value[k], single.value, rtol=rtol)
+            np.testing.assert_allclose(
+                res.objective[k], single.objective, rtol=rtol, atol=rtol * 1e-2
+            )
+            np.testing.assert_allclose(
+                res.marginal_error[k], single.marginal_error, rtol=1e-6, atol=1e-15
+            )
+            assert res.n_iter[k] == single.n_iter
+            assert bool(res.converged[k]) == bool(single.converged)
+
+    def test_batch_non_convergence(self, rng):
+        costs = np.stack([problem(rng, 10, 10)[0] for _ in range(2)])
+        with pytest.warns(pyot.ConvergenceWarning):
+            res = pyot.sinkhorn(costs, eps=1e-3, max_iter=2)
+        assert res.converged.shape == (2,)
+        assert not res.converged.any()
+
+    def test_batch_shape_errors(self, rng, ref):
+        costs = np.stack([problem(rng, 5, 6)[0] for _ in range(3)])
+        with pytest.raises(ValueError, match=ref.arg("a")):
+            pyot.sinkhorn(costs, np.full((2, 5), 0.2), None, eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("a")):
+            pyot.sinkhorn(costs, np.full((3, 6), 1 / 6), None, eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("b")):
+            pyot.sinkhorn(costs, None, np.full((3, 5), 0.2), eps=0.1)
+
+
+class TestPointCloud:
+    @pytest.mark.parametrize(
+        "metric", ["sqeuclidean", "euclidean", "cityblock", "minkowski", "cosine"]
+    )
+    def test_online_equals_dense(self, rng, ref, force_online, dtype, metric):
+        x, y = clouds(rng, 40, 33, d=3, dtype=dtype)
+        a = weights(rng, 40).astype(dtype)
+        b = weights(rng, 33).astype(dtype)
+        kw = {"p": 1.5} if metric == "minkowski" else {}
+        pc = pyot.PointCloud(x, y, metric, **kw)
+        dense = pyot.cost_matrix(x, y, metric, **kw)
+        eps = 0.05 * float(dense.max())
+        tol = 1e-10 if dtype == np.float64 else 1e-5
+        r_dense = pyot.sinkhorn(dense, a, b, eps=eps, tol=tol)
+        r_online = pyot.sinkhorn(pc, a, b, eps=eps, tol=tol)
+        check_result(r_online, dense, a, b, eps=eps, tol=tol, ref=ref, dtype=dtype)
+        rtol, atol = (1e-7, 1e-13) if dtype == np.float64 else (1e-3, 1e-6)
+        np.testing.assert_allclose(r_online.plan, r_dense.plan, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(r_online.value, r_dense.value, rtol=rtol)
+        np.testing.assert_allclose(r_online.objective, r_dense.objective, rtol=rtol, atol=atol)
+        assert_potentials_close(
+            r_online.f,
+            r_online.g,
+            r_dense.f,
+            r_dense.g,
+            atol=1e-9 if dtype == np.float64 else 1e-4 * eps,
+        )
+
+    def test_small_point_cloud_dense_path(self, rng, ref):
+        """Below _DENSE_LIMIT the PointCloud is materialised: same answer as a dense cost."""
+        mod = importlib.import_module("pyot.sinkhorn")
+        x, y = clouds(rng, 12, 9)
+        assert 12 * 9 <= mod._DENSE_LIMIT
+        a, b = weights(rng, 12), weights(rng, 9)
+        r_pc = pyot.sinkhorn(pyot.PointCloud(x, y), a, b, eps=0.3, tol=1e-10)
+        r_dense = pyot.sinkhorn(cdist(x, y, "sqeuclidean"), a, b, eps=0.3, tol=1e-10)
+        np.testing.assert_allclose(r_pc.plan, r_dense.plan, rtol=1e-8, atol=1e-14)
+
+    def test_online_far_from_origin(self, rng, force_online):
+        """Online costs for clouds at 1e4 from the origin equal the dense (centered) ones."""
+        x, y = clouds(rng, 30, 25, d=3)
+        x += 1e4
+        y += 1e4
+        a, b = weights(rng, 30), weights(rng, 25)
+        dense = cdist(x - 1e4, y - 1e4, "sqeuclidean")  # exact: the shift is exact here
+        r_on = pyot.sinkhorn(pyot.PointCloud(x, y), a, b, eps=0.1, tol=1e-10)
+        r_de = pyot.sinkhorn(dense, a, b, eps=0.1, tol=1e-10)
+        np.testing.assert_allclose(r_on.plan, r_de.plan, rtol=1e-6, atol=1e-13)
+        np.testing.assert_allclose(r_on.value, r_de.value, rtol=1e-9)
+
+    def test_scaling_method_rejected(self, rng, ref):
+        x, y = clouds(rng, 5, 6)
+        with pytest.raises(ValueError, match=ref.arg("method")):
+            pyot.sinkhorn(pyot.PointCloud(x, y), eps=0.1, method="scaling")
+
+    def test_plan_is_stable_on_repeated_access(self, rng, force_online):
+        x, y = clouds(rng, 20, 15)
+        res = pyot.sinkhorn(pyot.PointCloud(x, y), eps=0.5)
+        p1 = res.plan
+        p2 = res.plan
+        assert p1.shape == (20, 15)
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_allclose(p1.sum(), 1.0, rtol=1e-6)
+
+    def test_integer_point_cloud(self, rng, force_online):
+        x = rng.integers(0, 5, size=(10, 2))
+        y = rng.integers(0, 5, size=(12, 2))
+        r_int = pyot.sinkhorn(pyot.PointCloud(x, y), eps=0.5, tol=1e-10)
+        r_f = pyot.sinkhorn(pyot.PointCloud(x.astype(float), y.astype(float)), eps=0.5, tol=1e-10)
+        assert r_int.f.dtype == np.float64
+        np.testing.assert_allclose(r_int.plan, r_f.plan, rtol=1e-12, atol=1e-16)
+
+
+class TestThreads:
+    @pytest.mark.parametrize("kind", ["dense", "online", "batch"])
+    def test_thread_count_independence(self, rng, monkeypatch, kind):
+        if kind == "online":
+            monkeypatch.setattr(importlib.import_module("pyot.sinkhorn"), "_DENSE_LIMIT", 0)
+        n, m = 180, 150
+        x, y = clouds(rng, n, m, d=3, unit=True)
+        a, b = weights(rng, n), weights(rng, m)
+        if kind == "online":
+            cost = pyot.PointCloud(x, y)
+        elif kind == "dense":
+            cost = cdist(x, y, "sqeuclidean")
+        else:
+            cost = np.stack([cdist(x, y, "sqeuclidean"), cdist(x, y, "cityblock")])
+            a = np.stack([a, a])
+            b = np.stack([b, b])
+        results = [pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-8, threads=t) for t in (1, 2)]
+        r1, r2 = results
+        np.testing.assert_array_equal(r1.n_iter, r2.n_iter)
+        np.testing.assert_allclose(r2.f, r1.f, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(r2.g, r1.g, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(r2.value, r1.value, rtol=1e-12)
+        np.testing.assert_allclose(r2.objective, r1.objective, rtol=1e-12)
+        np.testing.assert_allclose(r2.plan, r1.plan, rtol=1e-12, atol=1e-18)
+        r0 = pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-8)  # threads=None: all cores
+        np.testing.assert_allclose(r0.f, r1.f, rtol=1e-12, atol=1e-14)
+
+    def test_two_python_threads_at_once(self, rng, monkeypatch):
+        monkeypatch.setattr(importlib.import_module("pyot.sinkhorn"), "_DENSE_LIMIT", 0)
+        x, y = clouds(rng, 150, 160, d=3, unit=True)
+        a, b = weights(rng, 150), weights(rng, 160)
+        dense = cdist(x, y, "sqeuclidean")
+        jobs = [
+            lambda: pyot.sinkhorn(dense, a, b, eps=0.02, tol=1e-8),
+            lambda: pyot.sinkhorn(pyot.PointCloud(x, y), a, b, eps=0.02, tol=1e-8),
+            lambda: pyot.sinkhorn(dense, a, b, eps=0.02, tol=1e-8),
+            lambda: pyot.sinkhorn(dense.T.copy(), b, a, eps=0.03, tol=1e-8, threads=1),
+        ]
+        serial = [job() for job in jobs]
+        for pair in ([0, 1], [2, 3], [0, 2]):
+            barrier = threading.Barrier(len(pair))
+            out = [None] * len(pair)
+            errors = []
+
+            def worker(slot, job, barrier=barrier, out=out, errors=errors):
+                try:
+                    barrier.wait()
+                    out[slot] = job()
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(target=worker, args=(s, jobs[j])) for s, j in enumerate(pair)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            assert not errors, errors
+            for slot, j in enumerate(pair):
+                np.testing.assert_allclose(out[slot].f, serial[j].f, rtol=1e-12, atol=1e-14)
+                np.testing.assert_allclose(out[slot].g, serial[j].g, rtol=1e-12, atol=1e-14)
+                np.testing.assert_allclose(out[slot].plan, serial[j].plan, rtol=1e-12, atol=1e-18)
+                assert out[slot].n_iter == serial[j].n_iter
+
+
+class TestLayoutAndDtypes:
+    def test_fortran_and_strided_inputs(self, rng, dtype):
+        cost, a, b = problem(rng, 20, 16, dtype=dtype)
+        base = pyot.sinkhorn(cost, a, b, eps=0.05)
+        big = np.zeros((40, 48), dtype=dtype)
+        big[::2, ::3] = cost
+        strided = big[::2, ::3]
+        a_big = np.zeros(60, dtype=dtype)
+        a_big[::3] = a
+        b_big = np.zeros(32, dtype=dtype)
+        b_big[::2] = b
+        for c_in, a_in, b_in in [
+            (np.asfortranarray(cost), a, b),
+            (strided, a_big[::3], b_big[::2]),
+            (cost.T.copy().T, a[::-1].copy()[::-1], b),
+        ]:
+            res = pyot.sinkhorn(c_in, a_in, b_in, eps=0.05)
+            rtol = 1e-12 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(res.plan, base.plan, rtol=rtol, atol=rtol * 1e-3)
+            np.testing.assert_allclose(res.f, base.f, rtol=rtol, atol=rtol * 1e-2)
+            assert res.n_iter == base.n_iter
+
+    def test_inputs_not_modified(self, rng, dtype):
+        cost, a, b = problem(rng, 12, 10, dtype=dtype)
+        copies = [cost.copy(), a.copy(), b.copy()]
+        pyot.sinkhorn(cost, a, b, eps=0.05)
+        pyot.sinkhorn(cost, a, b, eps=0.05, method="scaling")
+        pyot.sinkhorn(cost, a, b, eps=0.05, method="log", eps_scaling=0.5)
+        for arr, copy in zip([cost, a, b], copies, strict=True):
+            np.testing.assert_array_equal(arr, copy)
+
+    def test_read_only_inputs(self, rng):
+        cost, a, b = problem(rng, 12, 10)
+        base = pyot.sinkhorn(cost, a, b, eps=0.05)
+        for arr in (cost, a, b):
+            arr.flags.writeable = False
+        res = pyot.sinkhorn(cost, a, b, eps=0.05)
+        np.testing.assert_array_equal(res.plan, base.plan)
+
+    def test_integer_inputs_equal_float64(self, rng):
+        cost_int = rng.integers(0, 10, size=(8, 6))
+        a_int = np.array([1, 2, 3, 1, 1, 2, 2, 0])
+        b_int = np.array([2, 2, 2, 2, 2, 2])
+        res_int = pyot.sinkhorn(cost_int, a_int, b_int, eps=0.5, tol=1e-9)
+        res_f = pyot.sinkhorn(
+            cost_int.astype(np.float64),
+            a_int.astype(np.float64),
+            b_int.astype(np.float64),
+            eps=0.5,
+            tol=1e-9,
+        )
+        assert res_int.plan.dtype == np.float64
+        assert res_int.f.dtype == np.float64
+        np.testing.assert_array_equal(res_int.plan, res_f.plan)
+        np.testing.assert_array_equal(res_int.f, res_f.f)
+        assert res_int.value == res_f.value
+
+    def test_list_inputs(self):
+        res = pyot.sinkhorn([[0, 1], [1, 0]], [0.5, 0.5], [0.5, 0.5], eps=0.1)
+        assert res.plan.dtype == np.float64
+        np.testing.assert_allclose(res.plan.sum(), 1.0)
+
+    @pytest.mark.parametrize("eps", [np.float64(0.1), np.float32(0.1), 1, np.int64(1)])
+    def test_numeric_eps_types(self, rng, eps):
+        cost, a, b = problem(rng, 6, 5)
+        res = pyot.sinkhorn(cost, a, b, eps=eps)
+        assert res.converged
+        assert res.eps == pytest.approx(float(eps))
+
+
+# ------------------------------------------------------------------ bad-input battery
+
+
+def _good_problem():
+    cost = np.arange(20, dtype=np.float64).reshape(4, 5) / 20.0
+    return cost, np.full(4, 0.25), np.full(5, 0.2)
+
+
+def _with(arr, idx, value):
+    arr = np.array(arr, dtype=np.float64)
+    arr[idx] = value
+    return arr
+
+
+_cost, _a, _b = _good_problem()
+
+BAD_SINKHORN_INPUTS = [
+    # (id, args, kwargs, exception, argument named)
+    ("cost-nan", (_with(_cost, (1, 2), np.nan), _a, _b), {}, ValueError, "cost"),
+    ("cost-inf", (_with(_cost, (0, 0), np.inf), _a, _b), {}, ValueError, "cost"),
+    ("cost-neginf", (_with(_cost, (0, 0), -np.inf), _a, _b), {}, ValueError, "cost"),
+    ("a-nan", (_cost, _with(_a, 1, np.nan), _b), {}, ValueError, "a"),
+    ("a-inf", (_cost, _with(_a, 1, np.inf), _b), {}, ValueError, "a"),
+    ("b-nan", (_cost, _a, _with(_b, 0, np.nan)), {}, ValueError, "b"),
+    ("b-inf", (_cost, _a, _with(_b, 0, np.inf)), {}, ValueError, "b"),
+    ("a-negative", (_cost, np.array([0.5, 0.5, 0.25, -0.25]), _b), {}, ValueError, "a"),
+    ("b-negative", (_cost, _a, np.array([0.4, 0.4, 0.2, 0.2, -0.2])), {}, ValueError, "b"),
+    ("a-all-zero", (_cost, np.zeros(4), np.zeros(5)), {}, ValueError, "a"),
+    ("a-wrong-length", (_cost, np.full(5, 0.2), _b), {}, ValueError, "a"),
+    ("b-wrong-length", (_cost, _a, np.full(4, 0.25)), {}, ValueError, "b"),
+    ("a-2d", (_cost, np.full((4, 1), 0.25), _b), {}, ValueError, "a"),
+    ("cost-1d", (np.ones(5), None, None), {}, ValueError, "cost"),
+    ("cost-4d", (np.ones((2, 2, 2, 2)), None, None), {}, ValueError, "cost"),
+    ("cost-0d", (np.float64(1.0), None, None), {}, ValueError, "cost"),
+    ("cost-empty-rows", (np.ones((0, 3)), None, None), {}, ValueError, "cost"),
+    ("cost-empty-cols", (np.ones((3, 0)), None, None), {}, ValueError, "cost"),
+    ("a-empty", (np.ones((0, 3)), np.ones(0), None), {}, ValueError, "cost"),
+    ("cost-complex", (_cost.astype(np.complex128), _a, _b), {}, TypeError, "cost"),
+    ("cost-str", (np.array([["a", "b"], ["c", "d"]]), None, None), {}, TypeError, "cost"),
+    (
+        "cost-object",
+        (np.array([[0.0, None], [1.0, 0.0]], dtype=object), None, None),
+        {},
+        TypeError,
+        "cost",
+    ),
+    ("cost-object-float", (_cost.astype(object), None, None), {}, TypeError, "cost"),
+    ("a-complex", (_cost, _a.astype(np.complex128), _b), {}, TypeError, "a"),
+    ("b-str", (_cost, _a, np.array(["x"] * 5)), {}, TypeError, "b"),
+    ("a-object", (_cost, _a.astype(object), _b), {}, TypeError, "a"),
+    ("eps-zero", (_cost, _a, _b), {"eps": 0.0}, ValueError, "eps"),
+    ("eps-negative", (_cost, _a, _b), {"eps": -1.0}, ValueError, "eps"),
+    ("eps-nan", (_cost, _a, _b), {"eps": float("nan")}, ValueError, "eps"),
+    ("eps-inf", (_cost, _a, _b), {"eps": float("inf")}, ValueError, "eps"),
+    ("eps-str", (_cost, _a, _b), {"eps": "0.1"}, TypeError, "eps"),
+    ("eps-array", (_cost, _a, _b), {"eps": np.array([0.1, 0.2])}, (TypeError, ValueError), "eps"),
+    ("tol-negative", (_cost, _a, _b), {"tol": -1e-6}, ValueError, "tol"),
+    ("tol-nan", (_cost, _a, _b), {"tol": float("nan")}, ValueError, "tol"),
+    ("max_iter-negative", (_cost, _a, _b), {"max_iter": -1}, ValueError, "max_iter"),
+    ("max_iter-float", (_cost, _a, _b), {"max_iter": 10.5}, (TypeError, ValueError), "max_iter"),
+    ("method-unknown", (_cost, _a, _b), {"method": "newton!"}, ValueError, "method"),
+    ("eps_scaling-one", (_cost, _a, _b), {"eps_scaling": 1.0}, ValueError, "eps_scaling"),
+    ("eps_scaling-zero", (_cost, _a, _b), {"eps_scaling": 0.0}, ValueError, "eps_scaling"),
+    ("eps_scaling-neg", (_cost, _a, _b), {"eps_scaling": -0.5}, ValueError, "eps_scaling"),
+    ("eps_scaling-big", (_cost, _a, _b), {"eps_scaling": 1.5}, ValueError, "eps_scaling"),
+    (
+        "eps_scaling-true",
+        (_cost, _a, _b),
+        {"eps_scaling": True},
+        (TypeError, ValueError),
+        "eps_scaling",
+    ),
+    (
+        "eps_scaling-str",
+        (_cost, _a, _b),
+        {"eps_scaling": "auto"},
+        (TypeError, ValueError),
+        "eps_scaling",
+    ),
+    ("eps_scaling-nan", (_cost, _a, _b), {"eps_scaling": float("nan")}, ValueError, "eps_scaling"),
+    ("threads-zero", (_cost, _a, _b), {"threads": 0}, ValueError, "threads"),
+    ("threads-negative", (_cost, _a, _b), {"threads": -2}, ValueError, "threads"),
+    ("threads-float", (_cost, _a, _b), {"threads": 1.5}, (TypeError, ValueError), "threads"),
+    ("threads-str", (_cost, _a, _b), {"threads": "2"}, (TypeError, ValueError), "threads"),
+    ("init-wrong-shape", (_cost, _a, _b), {"init": (np.zeros(5), np.zeros(5))}, ValueError, "init"),
+    ("init-not-pair", (_cost, _a, _b), {"init": np.zeros(4)}, (TypeError, ValueError), "init"),
+    (
+        "init-nan",
+        (_cost, _a, _b),
+        {"init": (_with(np.zeros(4), 0, np.nan), np.zeros(5))},
+        ValueError,
+        "init",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "exc", "name"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_SINKHORN_INPUTS],
+)
+def test_sinkhorn_bad_inputs(ref, args, kwargs, exc, name):
+    kwargs = {"eps": 0.1, **kwargs}
+    copies = [None if x is None else np.array(x, copy=True) for x in args]
+    with pytest.raises(exc, match=ref.arg(name)):
+        pyot.sinkhorn(*args, **kwargs)
+    for x, c in zip(args, copies, strict=True):  # never modified, even on error
+        if x is not None and c.dtype.kind == "f":
+            np.testing.assert_array_equal(x, c)
+
+
+def test_eps_message_format():
+    cost, a, b = _good_problem()
+    with pytest.raises(ValueError, match=r"eps must be a positive finite number, got -1\.0"):
+        pyot.sinkhorn(cost, a, b, eps=-1.0)
+
+
+def test_eps_is_required():
+    cost, a, b = _good_problem()
+    with pytest.raises(TypeError, match="eps"):
+        pyot.sinkhorn(cost, a, b)
+
+
+def test_options_are_keyword_only():
+    cost, a, b = _good_problem()
+    with pytest.raises(TypeError):
+        pyot.sinkhorn(cost, a, b, 0.1)
+
+
+def test_unequal_masses_message():
+    cost = np.zeros((2, 2))
+    a = np.array([0.5, 0.5])
+    b = np.array([0.25, 0.25])
+    pattern = r"same total mass.*a sums to 1(\.0*)?\b.*b sums to 0\.50*\b"
+    with pytest.raises(ValueError, match=pattern):
+        pyot.sinkhorn(cost, a, b, eps=0.1)
+    with pytest.raises(ValueError, match=r"a sums to 0\.50*\b.*b sums to 1(\.0*)?\b"):
+        pyot.sinkhorn(cost, b, a, eps=0.1)
+
+
+def test_unequal_masses_batch():
+    cost = np.zeros((2, 2, 2))
+    a = np.array([[0.5, 0.5], [0.5, 0.5]])
+    b = np.array([[0.5, 0.5], [0.25, 0.25]])
+    with pytest.raises(ValueError, match="same total mass"):
+        pyot.sinkhorn(cost, a, b, eps=0.1)
+
+
+# ------------------------------------------------------------------- hypothesis tests
+
+weight_elements = st.one_of(st.just(0.0), st.floats(0.01, 1.0))
+
+
+@st.composite
+def balanced_problems(draw, max_size=8):
+    n = draw(st.integers(1, max_size))
+    m = draw(st.integers(1, max_size))
+    cost = draw(arrays(np.float64, (n, m), elements=st.floats(0.0, 10.0)))
+    wa = draw(arrays(np.float64, n, elements=weight_elements))
+    wb = draw(arrays(np.float64, m, elements=weight_elements))
+    if wa.sum() == 0:
+        wa[0] = 1.0
+    if wb.sum() == 0:
+        wb[-1] = 1.0
+    mass = draw(st.floats(0.1, 10.0))
+    a = mass * wa / wa.sum()
+    b = mass * wb / wb.sum()
+    eps_rel = draw(st.floats(0.02, 2.0))
+    eps = eps_rel * max(float(np.ptp(cost)), 1e-2)
+    return cost, a, b, eps
+
+
+@settings(max_examples=40, deadline=None)
+@given(balanced_problems())
+def test_hypothesis_random_problems(ref, prob):
+    cost, a, b, eps = prob
+    mass = a.sum()
+    tol = 1e-7 * mass
+    res = pyot.sinkhorn(cost, a, b, eps=eps, tol=tol)
+    assert res.converged
+    assert np.isfinite(res.f).all()
+    assert np.isfinite(res.g).all()
+    assert np.isfinite(res.plan).all()
+    assert np.isfinite(res.value)
+    assert np.isfinite(res.objective)
+    assert (res.plan >= 0).all()
+    assert ref.marginal_error(res.plan, a, b) <= tol * (1 + 1e-6) + 1e-14 * mass
+    np.testing.assert_array_equal(res.plan[a == 0], 0.0)
+    np.testing.assert_array_equal(res.plan[:, b == 0], 0.0)
+    # value lies between exact OT (up to the marginal slack) and the objective.
+    exact, _ = ref.exact_ot(cost, a, b)
+    slack = 2 * tol * (float(cost.max()) + 1.0) + 1e-9 * mass
+    assert res.value >= exact - slack
+    assert res.value <= res.objective + slack
+
+
+@settings(max_examples=30, deadline=None)
+@given(balanced_problems(), st.floats(-5.0, 5.0), st.floats(0.1, 10.0))
+def test_hypothesis_shift_and_scale_invariance(prob, shift, scale):
+    cost, a, b, eps = prob
+    mass = a.sum()
+    tol = 1e-10 * mass
+    base = pyot.sinkhorn(cost, a, b, eps=eps, tol=tol)
+    shifted = pyot.sinkhorn(cost + shift, a, b, eps=eps, tol=tol)
+    scaled = pyot.sinkhorn(scale * cost, a, b, eps=scale * eps, tol=tol)
+    for res in (base, shifted, scaled):
+        assert res.converged
+    np.testing.assert_allclose(shifted.plan, base.plan, rtol=1e-6, atol=1e-9 * mass)
+    np.testing.assert_allclose(scaled.plan, base.plan, rtol=1e-6, atol=1e-9 * mass)
+    # C + c: f + g gains c (the plan does not change), i.e. f -> f + c up to (f + c', g - c').
+    span = float(np.ptp(cost)) + abs(shift) + eps
+    df = shifted.f - base.f
+    dg = shifted.g - base.g
+    np.testing.assert_allclose(df[:, None] + dg[None, :], shift, atol=1e-6 * span)
+    np.testing.assert_allclose(
+        shifted.value, base.value + shift * mass, rtol=1e-7, atol=1e-7 * span * mass
+    )
+    np.testing.assert_allclose(
+        shifted.objective, base.objective + shift * mass, rtol=1e-7, atol=1e-7 * span * mass
+    )
+    # (s C, s eps): potentials scale by s (up to the gauge), value and objective by s.
+    np.testing.assert_allclose(
+        scaled.f[:, None] + scaled.g[None, :],
+        scale * (base.f[:, None] + base.g[None, :]),
+        atol=1e-6 * scale * span,
+    )
+    np.testing.assert_allclose(
+        scaled.value, scale * base.value, rtol=1e-7, atol=1e-9 * scale * span * mass
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.sampled_from(["float32", "float64", "int64"]),
+    st.sampled_from(["C", "F"]),
+)
+def test_hypothesis_input_handling(n, m, d, dtype_name, order):
+    gen = np.random.default_rng(n * 100 + m * 10 + d)
+    x = gen.integers(-3, 4, size=(n, d)).astype(dtype_name)
+    y = gen.integers(-3, 4, size=(m, d)).astype(dtype_name)
+    cost = np.asarray(pyot.cost_matrix(x, y), order=order)
+    out_dtype = np.float32 if dtype_name == "float32" else np.float64
+    assert cost.dtype == out_dtype
+    scale = max(float(cost.max()), 1.0)
+    tol = 1e-5 if dtype_name == "float32" else 1e-8
+    for c in (cost, pyot.PointCloud(x, y)):
+        res = pyot.sinkhorn(c, eps=0.2 * scale, tol=tol)
+        assert res.converged
+        assert res.f.dtype == out_dtype
+        assert res.plan.dtype == out_dtype
+        assert np.isfinite(res.plan).all()
+        err = np.abs(res.plan.sum(1, dtype=np.float64) - 1 / n).sum()
+        err += np.abs(res.plan.sum(0, dtype=np.float64) - 1 / m).sum()
+        assert err <= tol + (1e-5 if dtype_name == "float32" else 1e-13)
+
+
+# ===================================================================== sinkhorn_divergence
+
+
+def pot_objective(cost, a, b, eps, ref):
+    _, _, plan = pot_sinkhorn(cost, a, b, eps)
+    return ref.entropic_objective(plan, cost, a, b, eps), plan
+
+
+class TestSinkhornDivergence:
+    def test_against_pot_objectives(self, rng, ref):
+        x, y = clouds(rng, 20, 25)
+        y += 0.7
+        a, b = weights(rng, 20), weights(rng, 25)
+        eps = 0.5
+        s = pyot.sinkhorn_divergence(x, y, a, b, eps=eps, tol=1e-11, max_iter=100_000)
+        assert isinstance(s, float)
+        cxy = cdist(x, y, "sqeuclidean")
+        cxx = cdist(x, x, "sqeuclidean")
+        cyy = cdist(y, y, "sqeuclidean")
+        o_ab, p_ab = pot_objective(cxy, a, b, eps, ref)
+        o_aa, p_aa = pot_objective(cxx, a, a, eps, ref)
+        o_bb, p_bb = pot_objective(cyy, b, b, eps, ref)
+        expected = o_ab - 0.5 * (o_aa + o_bb)
+        assert expected > 0
+        np.testing.assert_allclose(s, expected, rtol=1e-6, atol=1e-10)
+        # POT debiases <P, C> instead of the objective; the two differ by the eps KL terms.
+        pot_div = ot.bregman.empirical_sinkhorn_divergence(
+            x,
+            y,
+            eps,
+            a,
+            b,
+            metric="sqeuclidean",
+            numIterMax=100_000,
+            stopThr=1e-13,
+            method="sinkhorn_log",
+        )
+        kl_terms = ref.kl(p_ab, np.outer(a, b)) - 0.5 * (
+            ref.kl(p_aa, np.outer(a, a)) + ref.kl(p_bb, np.outer(b, b))
+        )
+        np.testing.assert_allclose(s - eps * kl_terms, float(pot_div), rtol=1e-6, atol=1e-10)
+
+    def test_formula_with_potentials(self, rng):
+        """S = <a, f - ha> + <b, g - hb>, with ha, hb the symmetric self-potentials."""
+        x, y = clouds(rng, 15, 18)
+        a, b = weights(rng, 15), weights(rng, 18)
+        eps = 0.3
+        rab = pyot.sinkhorn(cdist(x, y, "sqeuclidean"), a, b, eps=eps, tol=1e-12)
+        raa = pyot.sinkhorn(cdist(x, x, "sqeuclidean"), a, a, eps=eps, tol=1e-12)
+        rbb = pyot.sinkhorn(cdist(y, y, "sqeuclidean"), b, b, eps=eps, tol=1e-12)
+        ha = 0.5 * (raa.f + raa.g)
+        hb = 0.5 * (rbb.f + rbb.g)
+        expected = a @ (rab.f - ha) + b @ (rab.g - hb)
+        s = pyot.sinkhorn_divergence(x, y, a, b, eps=eps, tol=1e-12)
+        np.testing.assert_allclose(s, expected, rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(
+            s, rab.objective - 0.5 * (raa.objective + rbb.objective), rtol=1e-7, atol=1e-12
+        )
+
+    @pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
+    def test_zero_for_identical_inputs(self, rng, dtype, metric):
+        x, _ = clouds(rng, 25, 1, d=3, dtype=dtype)
+        a = weights(rng, 25).astype(dtype)
+        tol = 1e-9 if dtype == np.float64 else 1e-5
+        s = pyot.sinkhorn_divergence(x, x.copy(), a, a.copy(), eps=0.1, metric=metric, tol=tol)
+        assert abs(s) <= (1e-8 if dtype == np.float64 else 1e-4)
+        s_uniform = pyot.sinkhorn_divergence(x, x, eps=0.1, metric=metric, tol=tol)
+        assert abs(s_uniform) <= (1e-8 if dtype == np.float64 else 1e-4)
+
+    @pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
+    def test_nonnegative_and_symmetric(self, rng, metric):
+        for shift in (0.0, 0.05, 1.0):
+            x, y = clouds(rng, 20, 14, d=2)
+            y += shift
+            a, b = weights(rng, 20), weights(rng, 14)
+            s_xy = pyot.sinkhorn_divergence(x, y, a, b, eps=0.2, metric=metric, tol=1e-10)
+            s_yx = pyot.sinkhorn_divergence(y, x, b, a, eps=0.2, metric=metric, tol=1e-10)
+            assert s_xy >= -1e-9
+            assert s_xy > 0  # different measures
+            np.testing.assert_allclose(s_xy, s_yx, rtol=1e-7, atol=1e-11)
+
+    def test_translation_invariance(self, rng):
+        x, y = clouds(rng, 12, 17)
+        s = pyot.sinkhorn_divergence(x, y, eps=0.5, tol=1e-11)
+        t = np.array([30.0, -12.0])
+        s_t = pyot.sinkhorn_divergence(x + t, y + t, eps=0.5, tol=1e-11)
+        np.testing.assert_allclose(s_t, s, rtol=1e-7, atol=1e-12)
+
+    def test_uniform_default(self, rng):
+        x, y = clouds(rng, 10, 8)
+        s = pyot.sinkhorn_divergence(x, y, eps=0.5, tol=1e-10)
+        s2 = pyot.sinkhorn_divergence(x, y, np.full(10, 0.1), np.full(8, 0.125), eps=0.5, tol=1e-10)
+        np.testing.assert_allclose(s, s2, rtol=1e-9)
+
+    def test_float32_close_to_float64(self, rng):
+        x, y = clouds(rng, 20, 22)
+        s64 = pyot.sinkhorn_divergence(x, y, eps=0.3, tol=1e-9)
+        s32 = pyot.sinkhorn_divergence(
+            x.astype(np.float32), y.astype(np.float32), eps=0.3, tol=1e-5
+        )
+        assert isinstance(s32, float)
+        np.testing.assert_allclose(s32, s64, rtol=1e-3, atol=1e-4)
+
+    def test_online_equals_dense(self, rng, monkeypatch):
+        x, y = clouds(rng, 30, 26, d=3)
+        a, b = weights(rng, 30), weights(rng, 26)
+        dense = pyot.sinkhorn_divergence(x, y, a, b, eps=0.2, tol=1e-10)
+        monkeypatch.setattr(importlib.import_module("pyot.sinkhorn"), "_DENSE_LIMIT", 0)
+        online = pyot.sinkhorn_divergence(x, y, a, b, eps=0.2, tol=1e-10)
+        np.testing.assert_allclose(online, dense, rtol=1e-7, atol=1e-12)
+
+    def test_threads(self, rng):
+        x, y = clouds(rng, 60, 50, d=3)
+        s1 = pyot.sinkhorn_divergence(x, y, eps=0.1, threads=1)
+        s2 = pyot.sinkhorn_divergence(x, y, eps=0.1, threads=2)
+        np.testing.assert_allclose(s2, s1, rtol=1e-12, atol=1e-15)
+
+    def test_zero_weights(self, rng):
+        x, y = clouds(rng, 15, 12)
+        a, b = weights(rng, 15, zeros=3), weights(rng, 12, zeros=2)
+        s = pyot.sinkhorn_divergence(x, y, a, b, eps=0.3)
+        s_red = pyot.sinkhorn_divergence(x[a > 0], y[b > 0], a[a > 0], b[b > 0], eps=0.3)
+        assert np.isfinite(s)
+        np.testing.assert_allclose(s, s_red, rtol=1e-5, atol=1e-9)
+
+    def test_inputs_not_modified(self, rng):
+        x, y = clouds(rng, 10, 9)
+        a, b = weights(rng, 10), weights(rng, 9)
+        copies = [v.copy() for v in (x, y, a, b)]
+        pyot.sinkhorn_divergence(x, y, a, b, eps=0.3)
+        for v, c in zip((x, y, a, b), copies, strict=True):
+            np.testing.assert_array_equal(v, c)
+
+    def test_not_converged_warns(self, rng):
+        x, y = clouds(rng, 30, 30)
+        with pytest.warns(pyot.ConvergenceWarning):
+            s = pyot.sinkhorn_divergence(x, y, eps=1e-3, max_iter=2)
+        assert np.isfinite(s)
+
+    def test_bad_inputs(self, rng, ref):
+        x, y = clouds(rng, 5, 6)
+        with pytest.raises(ValueError, match=f"{ref.arg('x')}|{ref.arg('y')}"):
+            pyot.sinkhorn_divergence(x, np.ones((6, 3)), eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("eps")):
+            pyot.sinkhorn_divergence(x, y, eps=0.0)
+        with pytest.raises(ValueError, match=ref.arg("eps")):
+            pyot.sinkhorn_divergence(x, y, eps=float("nan"))
+        with pytest.raises(ValueError, match=ref.arg("a")):
+            pyot.sinkhorn_divergence(x, y, np.full(4, 0.25), None, eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("b")):
+            pyot.sinkhorn_divergence(x, y, None, -np.full(6, 1 / 6), eps=0.1)
+        with pytest.raises(ValueError, match=r"a sums to 1(\.0*)?\b.*b sums to 2(\.0*)?\b"):
+            pyot.sinkhorn_divergence(x, y, np.full(5, 0.2), np.full(6, 1 / 3), eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("metric")):
+            pyot.sinkhorn_divergence(x, y, eps=0.1, metric="hamming")
+        with pytest.raises(TypeError, match=ref.arg("x")):
+            pyot.sinkhorn_divergence(x.astype(np.complex128), y, eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("x")):
+            pyot.sinkhorn_divergence(_with(x, (0, 0), np.nan), y, eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("y")):
+            pyot.sinkhorn_divergence(x, np.ones((0, 2)), eps=0.1)
+
+
+# ===================================================================== unbalanced_sinkhorn
+
+
+def pot_unbalanced(cost, a, b, eps, tau_a, tau_b):
+    return ot.unbalanced.sinkhorn_unbalanced(
+        a,
+        b,
+        cost,
+        reg=eps,
+        reg_m=(tau_a, tau_b),
+        reg_type="kl",
+        numItermax=500_000,
+        stopThr=1e-14,
+    )
+
+
+class TestUnbalanced:
+    @pytest.mark.parametrize(
+        ("tau_a", "tau_b"), [(1.0, 2.0), (0.5, 0.5), (INF, 1.0), (0.3, INF), (10.0, 0.1)]
+    )
+    def test_against_pot(self, rng, ref, tau_a, tau_b):
+        cost, a, _ = problem(rng, 15, 20)
+        b = weights(rng, 20, mass=2.0 if not (math.isinf(tau_a) and math.isinf(tau_b)) else 1)
+        eps = 0.05
+        res = pyot.unbalanced_sinkhorn(
+            cost, a, b, eps=eps, reg_marginals=(tau_a, tau_b), tol=1e-11, max_iter=500_000
+        )
+        assert isinstance(res, pyot.OTResult)
+        assert res.converged
+        plan_ref = pot_unbalanced(cost, a, b, eps, tau_a, tau_b)
+        np.testing.assert_allclose(res.plan, plan_ref, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(res.value, np.sum(plan_ref * cost), rtol=1e-7)
+        np.testing.assert_allclose(
+            res.objective,
+            ref.unbalanced_objective(plan_ref, cost, a, b, eps, tau_a, tau_b),
+            rtol=1e-7,
+        )
+
+    @pytest.mark.parametrize("tau", [(0.7, 1.3), (INF, 0.4)])
+    def test_optimality_conditions(self, rng, ref, dtype, tau):
+        tau_a, tau_b = tau
+        cost, a, _ = problem(rng, 18, 13, dtype=dtype)
+        b = weights(rng, 13, mass=0.6).astype(dtype)
+        eps = 0.05
+        tol = 1e-10 if dtype == np.float64 else 1e-5
+        res = pyot.unbalanced_sinkhorn(
+            cost, a, b, eps=eps, reg_marginals=tau, tol=tol, max_iter=100_000
+        )
+        assert res.converged
+        assert res.plan.dtype == dtype
+        assert res.f.dtype == dtype
+        assert res.f.shape == (18,)
+        assert res.g.shape == (13,)
+        assert res.eps == pytest.approx(eps)
+        plan = res.plan.astype(np.float64)
+        f = res.f.astype(np.float64)
+        g = res.g.astype(np.float64)
+        a64, b64, c64 = (v.astype(np.float64) for v in (a, b, cost))
+        f32 = dtype == np.float32
+        # P = a b^T exp((f + g - C) / eps)
+        rebuilt = np.outer(a64, b64) * np.exp((f[:, None] + g[None, :] - c64) / eps)
+        np.testing.assert_allclose(
+            plan, rebuilt, rtol=1e-3 if f32 else 1e-9, atol=1e-7 if f32 else 1e-15
+        )
+        # P 1 = a exp(-f / tau_a), P^T 1 = b exp(-g / tau_b) (exp(0) = 1 for tau = inf).
+        target_a = a64 * np.exp(-f / tau_a)
+        target_b = b64 * np.exp(-g / tau_b)
+        err = np.abs(plan.sum(1) - target_a).sum() + np.abs(plan.sum(0) - target_b).sum()
+        assert err <= tol + (3e-6 if f32 else 1e-13)
+        np.testing.assert_allclose(res.marginal_error, err, rtol=1e-2, atol=3e-6 if f32 else 1e-13)
+        np.testing.assert_allclose(
+            res.value, float(np.sum(plan * c64)), rtol=1e-5 if f32 else 1e-10
+        )
+        np.testing.assert_allclose(
+            res.objective,
+            ref.unbalanced_objective(plan, c64, a64, b64, eps, tau_a, tau_b),
+            rtol=1e-4 if f32 else 1e-8,
+            atol=1e-6 if f32 else 1e-12,
+        )
+
+    def test_infinite_taus_equal_balanced(self, rng):
+        cost, a, b = problem(rng, 16, 12)
+        r_u = pyot.unbalanced_sinkhorn(cost, a, b, eps=0.05, reg_marginals=INF, tol=1e-10)
+        r_u2 = pyot.unbalanced_sinkhorn(cost, a, b, eps=0.05, reg_marginals=(INF, INF), tol=1e-10)
+        r_b = pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-10)
+        for r in (r_u, r_u2):
+            np.testing.assert_allclose(r.plan, r_b.plan, rtol=1e-7, atol=1e-13)
+            np.testing.assert_allclose(r.value, r_b.value, rtol=1e-8)
+            np.testing.assert_allclose(r.objective, r_b.objective, rtol=1e-8, atol=1e-12)
+
+    def test_scalar_equals_pair(self, rng):
+        cost, a, b = problem(rng, 10, 11)
+        r1 = pyot.unbalanced_sinkhorn(cost, a, 3 * b, eps=0.1, reg_marginals=0.8, tol=1e-10)
+        r2 = pyot.unbalanced_sinkhorn(cost, a, 3 * b, eps=0.1, reg_marginals=(0.8, 0.8), tol=1e-10)
+        r3 = pyot.unbalanced_sinkhorn(cost, a, 3 * b, eps=0.1, reg_marginals=[0.8, 0.8], tol=1e-10)
+        np.testing.assert_allclose(r2.plan, r1.plan, rtol=1e-12, atol=1e-16)
+        np.testing.assert_allclose(r3.plan, r1.plan, rtol=1e-12, atol=1e-16)
+
+    def test_large_tau_approaches_balanced(self, rng):
+        cost, a, b = problem(rng, 12, 14)
+        r_b = pyot.sinkhorn(cost, a, b, eps=0.1, tol=1e-10)
+        r_u = pyot.unbalanced_sinkhorn(
+            cost, a, b, eps=0.1, reg_marginals=1e4, tol=1e-10, max_iter=200_000
+        )
+        assert r_u.converged
+        np.testing.assert_allclose(r_u.plan, r_b.plan, atol=1e-4 * r_b.plan.max())
+
+    def test_mass_destruction_with_small_tau(self, rng):
+        """Small tau: transporting is expensive relative to creating/destroying mass."""
+        cost, a, b = problem(rng, 10, 10)
+        res = pyot.unbalanced_sinkhorn(cost + 5.0, a, b, eps=0.1, reg_marginals=0.1)
+        assert res.plan.sum() < 0.5
+
+    def test_zero_weights(self, rng, ref):
+        cost, a, _ = problem(rng, 14, 12, zeros_a=3)
+        b = weights(rng, 12, zeros=2, mass=1.5)
+        res = pyot.unbalanced_sinkhorn(cost, a, b, eps=0.05, reg_marginals=(1.0, 0.5), tol=1e-10)
+        assert res.converged
+        assert np.isfinite(res.f).all()
+        assert np.isfinite(res.g).all()
+        assert np.isfinite(res.objective)
+        np.testing.assert_array_equal(res.plan[a == 0], 0.0)
+        np.testing.assert_array_equal(res.plan[:, b == 0], 0.0)
+        ia, ib = a > 0, b > 0
+        red = pyot.unbalanced_sinkhorn(
+            cost[np.ix_(ia, ib)], a[ia], b[ib], eps=0.05, reg_marginals=(1.0, 0.5), tol=1e-10
+        )
+        np.testing.assert_allclose(res.plan[np.ix_(ia, ib)], red.plan, rtol=1e-7, atol=1e-13)
+        np.testing.assert_allclose(res.objective, red.objective, rtol=1e-8)
+
+    def test_online_equals_dense(self, rng, force_online):
+        x, y = clouds(rng, 25, 20, d=3)
+        a, b = weights(rng, 25), weights(rng, 20, mass=1.7)
+        dense = cdist(x, y, "sqeuclidean")
+        r_d = pyot.unbalanced_sinkhorn(dense, a, b, eps=0.2, reg_marginals=(1.0, 2.0), tol=1e-10)
+        r_o = pyot.unbalanced_sinkhorn(
+            pyot.PointCloud(x, y), a, b, eps=0.2, reg_marginals=(1.0, 2.0), tol=1e-10
+        )
+        np.testing.assert_allclose(r_o.plan, r_d.plan, rtol=1e-7, atol=1e-13)
+        np.testing.assert_allclose(r_o.objective, r_d.objective, rtol=1e-8)
+
+    def test_float32_close_to_float64(self, rng):
+        cost, a, b = problem(rng, 20, 18)
+        b = 1.5 * b
+        r64 = pyot.unbalanced_sinkhorn(cost, a, b, eps=0.05, reg_marginals=1.0, tol=1e-9)
+        r32 = pyot.unbalanced_sinkhorn(
+            cost.astype(np.float32),
+            a.astype(np.float32),
+            b.astype(np.float32),
+            eps=0.05,
+            reg_marginals=1.0,
+            tol=1e-5,
+        )
+        assert r32.plan.dtype == np.float32
+        assert np.abs(r32.plan.astype(np.float64) - r64.plan).sum() <= 1e-4
+        np.testing.assert_allclose(r32.objective, r64.objective, rtol=1e-4, atol=1e-6)
+
+    def test_threads(self, rng):
+        cost, a, b = problem(rng, 150, 120)
+        r1 = pyot.unbalanced_sinkhorn(cost, a, 2 * b, eps=0.02, reg_marginals=0.5, threads=1)
+        r2 = pyot.unbalanced_sinkhorn(cost, a, 2 * b, eps=0.02, reg_marginals=0.5, threads=2)
+        assert r1.n_iter == r2.n_iter
+        np.testing.assert_allclose(r2.f, r1.f, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(r2.plan, r1.plan, rtol=1e-12, atol=1e-18)
+
+    def test_not_converged_warns(self, rng):
+        cost, a, b = problem(rng, 20, 20)
+        with pytest.warns(pyot.ConvergenceWarning):
+            res = pyot.unbalanced_sinkhorn(cost, a, b, eps=1e-3, reg_marginals=10.0, max_iter=2)
+        assert not res.converged
+        assert np.isfinite(res.plan).all()
+
+    def test_inputs_not_modified(self, rng):
+        cost, a, b = problem(rng, 9, 8)
+        copies = [cost.copy(), a.copy(), b.copy()]
+        pyot.unbalanced_sinkhorn(cost, a, 2 * b, eps=0.1, reg_marginals=1.0)
+        for v, c in zip((cost, a, b), copies, strict=True):
+            np.testing.assert_array_equal(v, c)
+
+    @pytest.mark.parametrize(
+        ("reg_marginals", "exc"),
+        [
+            (0.0, ValueError),
+            (-1.0, ValueError),
+            (float("nan"), ValueError),
+            ((1.0, -2.0), ValueError),
+            ((1.0, 2.0, 3.0), ValueError),
+            ((), ValueError),
+            ("1.0", (TypeError, ValueError)),
+            (None, (TypeError, ValueError)),
+        ],
+    )
+    def test_bad_reg_marginals(self, ref, reg_marginals, exc):
+        cost, a, b = _good_problem()
+        with pytest.raises(exc, match=ref.arg("reg_marginals")):
+            pyot.unbalanced_sinkhorn(cost, a, b, eps=0.1, reg_marginals=reg_marginals)
+
+    def test_reg_marginals_required(self):
+        cost, a, b = _good_problem()
+        with pytest.raises(TypeError, match="reg_marginals"):
+            pyot.unbalanced_sinkhorn(cost, a, b, eps=0.1)
+
+    @pytest.mark.parametrize(
+        ("args", "kwargs", "exc", "name"),
+        [
+            pytest.param(*case[1:], id=case[0])
+            for case in BAD_SINKHORN_INPUTS
+            if case[4] in ("cost", "a", "b", "eps", "tol", "threads") and case[0] != "a-all-zero"
+        ],
+    )
+    def test_bad_inputs(self, ref, args, kwargs, exc, name):
+        kwargs = {"eps": 0.1, "reg_marginals": 1.0, **kwargs}
+        with pytest.raises(exc, match=ref.arg(name)):
+            pyot.unbalanced_sinkhorn(*args, **kwargs)
+
+    def test_unequal_masses_allowed(self, rng):
+        cost, a, b = problem(rng, 6, 7)
+        res = pyot.unbalanced_sinkhorn(cost, a, 10 * b, eps=0.1, reg_marginals=1.0)
+        assert res.converged
+
+
+# ================================================================================ memory
+
+
+_MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import json, resource, warnings
+    import numpy as np
+    import pyot
+
+    def peak_bytes():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+    rng = np.random.default_rng(0)
+    n = 20000
+    x = rng.standard_normal((n, 3))
+    y = rng.standard_normal((n, 3)) + 0.1
+    cloud = pyot.PointCloud(x, y)
+    out = {}
+    before = peak_bytes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = pyot.sinkhorn(cloud, eps=0.1, max_iter=3)
+    out["solve_growth"] = peak_bytes() - before
+    out["warnings"] = [w.category.__name__ for w in caught]
+    out["converged"] = bool(np.all(res.converged))
+    out["n_iter"] = int(res.n_iter)
+    out["f_shape"] = list(res.f.shape)
+    out["g_shape"] = list(res.g.shape)
+    out["finite"] = bool(np.isfinite(res.f).all() and np.isfinite(res.g).all())
+    out["value_finite"] = bool(np.isfinite(res.value))
+    before = peak_bytes()
+    text = repr(res) + str(res)
+    out["repr_growth"] = peak_bytes() - before
+    out["repr_len"] = len(text)
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def memory_run(tmp_path_factory):
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path_factory.mktemp("memory"),
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+LIMIT_BYTES = 200 * 1024**2  # a dense 20000^2 float64 cost would be 3.2 GB
+
+
+@pytest.mark.slow
+def test_point_cloud_solve_memory(memory_run):
+    assert memory_run["solve_growth"] < LIMIT_BYTES, memory_run
+    assert "ConvergenceWarning" in memory_run["warnings"], memory_run
+    assert memory_run["converged"] is False
+    assert 1 <= memory_run["n_iter"] <= 3
+    assert memory_run["f_shape"] == [20000]
+    assert memory_run["g_shape"] == [20000]
+    assert memory_run["finite"]
+    assert memory_run["value_finite"]
+
+
+@pytest.mark.slow
+def test_point_cloud_result_repr_does_not_materialise_plan(memory_run):
+    """Printing the result must not build the lazy n x m plan."""
+    assert memory_run["repr_growth"] < LIMIT_BYTES, memory_run
+    assert memory_run["repr_len"] < 100_000
