@@ -55,7 +55,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="wall budget per solver and case; sets each solver's iteration cap from a short "
-        "probe run (default 60, 10 with --quick)",
+        "probe run (default 60, 4 with --quick)",
     )
     group.add_argument(
         "--threads",
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.budget is None:
-        args.budget = 10.0 if args.quick else 60.0
+        args.budget = 4.0 if args.quick else 60.0
     if args.budget <= 0:
         parser.error("--budget must be positive")
     args.threads = args.threads or _common.available_cores()

@@ -208,13 +208,18 @@ class Peer:
         return f"{self.name}: {self.reason}"
 
 
-def detect_peer(name: str, modules: Sequence[str], dist: str) -> Peer:
-    """Import ``modules`` (the first one's version is reported); never raises."""
+def detect_peer(name: str, modules: Sequence[str], dist: str, load: bool = True) -> Peer:
+    """Import ``modules`` (the first one's version is reported); never raises. With
+    ``load=False`` only look for them (a subprocess will import them)."""
     peer = Peer(name=name, modules=tuple(modules), dist=dist)
     for mod in modules:
         if importlib.util.find_spec(mod.split(".")[0]) is None:
             peer.reason = f"not installed (pip install {dist})"
             return peer
+    if not load:
+        peer.available = True
+        peer.version = dist_version(dist) or "?"
+        return peer
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -274,6 +279,16 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+class Stopwatch:
+    """Wall time since creation."""
+
+    def __init__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
 
 
 @dataclass
@@ -453,7 +468,24 @@ def max_sqdist(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def peak_rss() -> int:
-    """Peak resident set size of this process in bytes (``getrusage``)."""
+    """Peak resident set size of this process in bytes.
+
+    ``VmHWM`` from /proc/self/status where it exists: ``getrusage``'s ``ru_maxrss`` survives
+    fork + exec, so in a subprocess it starts at the parent's RSS and would charge a worker
+    with the memory of the bench that started it.
+    """
+    try:
+        with open("/proc/self/status", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return rusage_maxrss()
+
+
+def rusage_maxrss() -> int:
+    """``getrusage(RUSAGE_SELF).ru_maxrss`` in bytes (see :func:`peak_rss` for its caveat)."""
     import resource
 
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

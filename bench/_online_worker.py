@@ -60,6 +60,7 @@ def _pyot(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> dict[str, A
 
 
 def _ott(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    warnings.simplefilter("ignore", DeprecationWarning)  # OTT 0.6 uses deprecated JAX internals
     import jax
 
     jax.config.update("jax_enable_x64", args.dtype == "float64")
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"solver": args.solver, "rss_inputs": cm.peak_rss()}
     out.update(_pyot(args, x, y) if args.solver == "pyot" else _ott(args, x, y))
     out["peak_rss"] = cm.peak_rss()
+    out["peak_rss_source"] = "VmHWM (/proc/self/status)"
+    out["ru_maxrss"] = cm.rusage_maxrss()  # includes the parent's RSS at fork: not used
     print(json.dumps(out))
     return 0
 

@@ -96,8 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--pyot-methods",
         type=_names(("auto", "log", "scaling")),
-        default=("auto", "log", "scaling"),
-        help="pyot methods timed to tol (default auto,log,scaling); ratios are against auto",
+        default=None,
+        help="pyot methods timed to tol (default auto,log,scaling; --quick: auto); ratios are "
+        "against auto",
     )
     g.add_argument("--tol", type=float, default=1e-6, help="L1 marginal tolerance (default 1e-6)")
     g.add_argument(
@@ -126,8 +127,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--bound-iters",
         type=_ints,
-        default=(10, 40),
-        help="two iteration counts K1,K2; per-iteration time = (t(K2) - t(K1)) / (K2 - K1)",
+        default=(10,),
+        help="K1[,K2]: per-iteration time = (t(K2) - t(K1)) / (K2 - K1); default K1=10 and K2 "
+        "chosen so that the difference is ~0.3 s",
     )
     o = parser.add_argument_group("online point-cloud entry (--online)")
     o.add_argument("--online", action="store_true", help="run the online point-cloud entry only")
@@ -860,7 +862,8 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
     args = ctx.args
     sizes = args.sizes or ((SIZES[0],) if args.quick else SIZES)
     dtypes = args.dtypes or DTYPES
-    k1, k2 = sorted(args.bound_iters)[:2]
+    k1 = args.bound_iters[0]
+    k2_fixed = args.bound_iters[1] if len(args.bound_iters) > 1 else None
     l3 = cm.cache_sizes().get("L3")
     eps = args.bound_eps
     out: list[dict[str, Any]] = []
@@ -886,10 +889,14 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
                         return timing.median, int(res.n_iter)
 
                     t1, it1 = run_k(k1)
+                    # K2 so that the difference t(K2) - t(K1) is ~0.3 s, well above the noise.
+                    k2 = k2_fixed or k1 + min(5000, max(30, int(0.3 * it1 / max(t1, 1e-9))))
                     t2, it2 = run_k(k2)
                     if it2 <= it1:
                         raise RuntimeError(f"pyot stopped early ({it1}, {it2} iterations)")
-                    per_iter = max((t2 - t1) / (it2 - it1), 1e-12)
+                    if t2 <= t1:
+                        raise RuntimeError(f"t({it2}) <= t({it1}): timing noise, rerun")
+                    per_iter = (t2 - t1) / (it2 - it1)
                     if method == "log":
                         bound = 2.0 * n * n / hw.exp_rate
                         what = "2nm exp / exp rate"
@@ -909,6 +916,7 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
                         met=x_bound <= target,
                         kernel_in_l3=in_cache,
                         iters=(it1, it2),
+                        times_s=(t1, t2),
                     )
                     table.append(
                         [
@@ -932,7 +940,7 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
         gc.collect()
     cm.print_table(
         f"pyot per-iteration time vs the hardware bound (eps={eps:g}, tol={ctx.fixed_tol:g}, "
-        f"per iteration = (t({k2}) - t({k1})) / {k2 - k1}; exp rate "
+        f"per iteration = (t(K2) - t(K1)) / (K2 - K1), K1={k1}; exp rate "
         f"{hw.exp_rate / 1e9:.2f} G/s, read bandwidth {hw.bandwidth / 1e9:.1f} GB/s, "
         f"{hw.threads} threads)",
         [
@@ -986,7 +994,7 @@ def run_online(ctx: Context) -> dict[str, Any]:
     ]  # fmt: skip
     print(
         f"\nOnline point clouds: n=m={n}, d={d}, eps={eps:g}, {dtype}, tol={tol:g}, budget "
-        f"{budget:.0f} s per solver, each solver in its own subprocess (peak RSS = getrusage)"
+        f"{budget:.0f} s per solver, each solver in its own subprocess (peak RSS = its VmHWM)"
     )
     tmp = tempfile.mkdtemp(prefix="pyot-bench-")
     results: dict[str, dict[str, Any]] = {}
@@ -1042,6 +1050,7 @@ def run_online(ctx: Context) -> dict[str, Any]:
         r["ratio_to_pyot"] = ratio
         status = r.get("status") or ("reached tol" if reached else "stalled (max_iter / budget)")
         r["status"] = status
+        status = status if len(status) <= 90 else status[:87] + "..."
         obj_diff = (
             abs(r["objective"] - py["objective"])
             if r.get("objective") is not None and py.get("objective") is not None
@@ -1114,8 +1123,14 @@ def run_online(ctx: Context) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    wall = cm.Stopwatch()
+    if args.pyot_methods is None:
+        args.pyot_methods = ("auto",) if args.quick else ("auto", "log", "scaling")
     pyot = _import_pyot()
-    peers = _detect_peers(tuple(args.peers) if not args.online else ("ott",))
+    if args.online:  # the solvers run in subprocesses: only look for OTT-JAX here
+        peers = {"ott": cm.detect_peer("OTT-JAX", ("ott", "jax"), "ott-jax", load=False)}
+    else:
+        peers = _detect_peers(tuple(args.peers))
     ctx = Context(args=args, pyot=pyot, solver=PyotSolver(pyot, args.threads), peers=peers)
     machine = _print_machine(ctx, "python -m bench sinkhorn" + (" --online" if args.online else ""))
     meta = {
@@ -1156,7 +1171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     met = [s for s in ctx.summary if s["met"] is not None]
     print(
         f"\nTargets met: {sum(1 for s in met if s['met'])}/{len(met)} cases with a target "
-        f"({len(ctx.summary)} cases run)."
+        f"({len(ctx.summary)} cases run). Bench wall time {wall.elapsed():.0f} s."
     )
     return {
         **meta,
@@ -1165,4 +1180,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "targets": ctx.summary,
         "bounds": bounds,
         "foreign_cpu_fraction": foreign,
+        "wall_s": wall.elapsed(),
     }

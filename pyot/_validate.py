@@ -122,7 +122,9 @@ def positive(value: object, name: str, fn: str, *, allow_inf: bool = False) -> f
 def non_negative(value: object, name: str, fn: str) -> float:
     x = real_number(value, name, fn)
     if not (x >= 0 and math.isfinite(x)):
-        raise ValueError(f"{fn}: {name} must be a non-negative finite number, got {_describe(value)}")
+        raise ValueError(
+            f"{fn}: {name} must be a non-negative finite number, got {_describe(value)}"
+        )
     return x
 
 

@@ -178,4 +178,5 @@ class PointCloud:
 
     def __repr__(self) -> str:
         n, m = self.shape
-        return f"PointCloud(n={n}, m={m}, d={self.x.shape[1]}, metric={self.metric!r}, dtype={self.dtype})"
+        d = self.x.shape[1]
+        return f"PointCloud(n={n}, m={m}, d={d}, metric={self.metric!r}, dtype={self.dtype})"

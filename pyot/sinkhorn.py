@@ -76,7 +76,8 @@ def _initial_potentials(init: object, problem: _Problem, fn: str) -> tuple[np.nd
     if init is None:
         return np.zeros(shape_f), np.zeros(shape_g)
     if not isinstance(init, Sequence) or len(init) != 2:
-        raise TypeError(f"{fn}: init must be a pair (f, g) of potentials, got {type(init).__name__}")
+        kind = type(init).__name__
+        raise TypeError(f"{fn}: init must be a pair (f, g) of potentials, got {kind}")
     f = V.as_array(init[0], "init[0] (f)", fn, dtype=np.float64)
     g = V.as_array(init[1], "init[1] (g)", fn, dtype=np.float64)
     want_f = shape_f if problem.batched else shape_f[1:]
@@ -428,7 +429,7 @@ def sinkhorn_divergence(
             pts, w, metric, p, eps_f, tol_f, max_iter_i, n_threads
         )
         if status[0] == _STATUS_NOT_FINITE:
-            raise FloatingPointError(f"{fn}: the self-transport iterations produced non-finite values")
+            raise FloatingPointError(f"{fn}: the self-transport produced non-finite values")
         warn_not_converged(fn + " (self-transport term)", SinkhornResult(
             n_iter=int(n_iter[0]), marginal_error=float(err[0]),
             converged=bool(status[0] == _STATUS_CONVERGED)))

@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
@@ -63,10 +63,10 @@ def clouds(rng, n=30, m=40, d=2, dtype=np.float64, *, unit=False):
     return x.astype(dtype), y.astype(dtype)
 
 
-def pot_sinkhorn(cost, a, b, eps):
+def pot_sinkhorn(cost, a, b, eps, *, stop=1e-14):
     """POT's log-domain Sinkhorn, converted to pyot's potential convention."""
     plan, log = ot.sinkhorn(
-        a, b, cost, eps, method="sinkhorn_log", numItermax=500_000, stopThr=1e-14, log=True
+        a, b, cost, eps, method="sinkhorn_log", numItermax=100_000, stopThr=stop, log=True
     )
     with np.errstate(divide="ignore"):
         f = eps * (log["log_u"] - np.log(a))
@@ -368,6 +368,30 @@ class TestStability:
         col = pyot.sinkhorn(np.array([[0.0], [1.0]]), [0.25, 0.75], None, eps=0.1)
         np.testing.assert_allclose(col.plan, [[0.25], [0.75]], rtol=1e-10)
 
+    @pytest.mark.parametrize("method", ["auto", "log", "scaling"])
+    @pytest.mark.parametrize("shift", [-10.0, 25.0])
+    def test_cost_offset(self, rng, ref, method, shift):
+        """Costs may be negative or far from 0 (e.g. bilinear -<x, y> costs): C + c has the
+        same plan for every method, and value / objective move by c * mass."""
+        cost, a, b = problem(rng, 25, 20)
+        eps = 0.01  # |c| / eps = 1000 or 2500: exp(|c| / eps) overflows float64
+        base = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-9, max_iter=100_000, method=method)
+        res = pyot.sinkhorn(cost + shift, a, b, eps=eps, tol=1e-9, max_iter=100_000, method=method)
+        check_result(res, cost + shift, a, b, eps=eps, tol=1e-9, ref=ref)
+        np.testing.assert_allclose(res.plan, base.plan, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(res.value, base.value + shift, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(res.objective, base.objective + shift, rtol=1e-9, atol=1e-9)
+
+    def test_negative_cost_tiny_problem(self):
+        cost = np.array([[-1.0, -1.5], [-1.2, -1.0]])
+        for method in ("auto", "log", "scaling"):
+            res = pyot.sinkhorn(cost, eps=1e-3, method=method)
+            assert res.converged
+            np.testing.assert_allclose(res.value, -1.35, rtol=1e-6)
+        res = pyot.sinkhorn(np.array([[-2.0]]), [2.0], [2.0], eps=0.0025)
+        np.testing.assert_allclose(res.plan, [[2.0]], rtol=1e-12)
+        assert res.value == pytest.approx(-4.0)
+
     def test_constant_cost_gives_product_plan(self, rng):
         a = weights(rng, 6)
         b = weights(rng, 9)
@@ -385,17 +409,30 @@ class TestResult:
         with pytest.raises(dataclasses.FrozenInstanceError):
             res.f = None
 
-    def test_not_converged_warns(self, rng):
+    @pytest.mark.parametrize("eps_scaling", [None, 0.5, False])
+    @pytest.mark.parametrize("method", ["auto", "log", "scaling"])
+    def test_not_converged_warns(self, rng, ref, eps_scaling, method):
+        """Stopped early (inside an eps-scaling stage too): a warning, converged=False, and a
+        result that is still self-consistent: the plan is built from the returned potentials
+        at the returned eps, and value / marginal_error describe that plan."""
         cost, a, b = problem(rng, 30, 30)
         with pytest.warns(pyot.ConvergenceWarning):
-            res = pyot.sinkhorn(cost, a, b, eps=1e-3, max_iter=3)
+            res = pyot.sinkhorn(
+                cost, a, b, eps=1e-3, max_iter=3, eps_scaling=eps_scaling, method=method
+            )
         assert not res.converged
         assert res.n_iter <= 3
         assert res.marginal_error > 1e-6
+        assert res.eps == 1e-3
         assert np.isfinite(res.f).all()
         assert np.isfinite(res.g).all()
         assert np.isfinite(res.plan).all()
         assert np.isfinite(res.value)
+        err = ref.marginal_error(res.plan, a, b)
+        np.testing.assert_allclose(res.marginal_error, err, rtol=1e-6, atol=1e-14)
+        np.testing.assert_allclose(res.value, float(np.sum(res.plan * cost)), rtol=1e-10)
+        rebuilt = np.outer(a, b) * np.exp((res.f[:, None] + res.g[None, :] - cost) / res.eps)
+        np.testing.assert_allclose(res.plan, rebuilt, rtol=1e-9, atol=1e-15)
 
     def test_converged_does_not_warn(self, rng):
         cost, a, b = problem(rng, 10, 10)
@@ -430,7 +467,7 @@ class TestWarmStart:
         first = pyot.sinkhorn(
             cost, a, b, eps=0.005, tol=1e-8, eps_scaling=eps_scaling, max_iter=100_000
         )
-        cost2 = cost + 0.01 * rng.random(cost.shape)
+        cost2 = cost + 0.05 * 0.005 * rng.random(cost.shape)  # a perturbation << eps
         cold = pyot.sinkhorn(
             cost2, a, b, eps=0.005, tol=1e-8, eps_scaling=eps_scaling, max_iter=100_000
         )
@@ -446,6 +483,7 @@ class TestWarmStart:
         )
         assert cold.converged
         assert warm.converged
+        assert cold.n_iter >= 20
         assert warm.n_iter < cold.n_iter
         np.testing.assert_allclose(warm.plan, cold.plan, rtol=1e-4, atol=1e-9)
 
@@ -583,9 +621,32 @@ class TestPointCloud:
         np.testing.assert_allclose(r_on.value, r_de.value, rtol=1e-9)
 
     def test_scaling_method_rejected(self, rng, ref):
+        """method='scaling' is for dense costs: a PointCloud is rejected whatever its size
+        (the answer must not depend on whether it happens to be below _DENSE_LIMIT)."""
         x, y = clouds(rng, 5, 6)
         with pytest.raises(ValueError, match=ref.arg("method")):
             pyot.sinkhorn(pyot.PointCloud(x, y), eps=0.1, method="scaling")
+
+    def test_scaling_method_rejected_online(self, rng, ref, force_online):
+        x, y = clouds(rng, 5, 6)
+        with pytest.raises(ValueError, match=ref.arg("method")):
+            pyot.sinkhorn(pyot.PointCloud(x, y), eps=0.1, method="scaling")
+
+    @pytest.mark.parametrize("online", [False, True])
+    def test_point_cloud_weight_errors(self, rng, ref, monkeypatch, online):
+        if online:
+            monkeypatch.setattr(importlib.import_module("pyot.sinkhorn"), "_DENSE_LIMIT", 0)
+        pc = pyot.PointCloud(*clouds(rng, 5, 6))
+        with pytest.raises(ValueError, match=ref.arg("a")):
+            pyot.sinkhorn(pc, np.full(4, 0.25), None, eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("b")):
+            pyot.sinkhorn(pc, None, np.full(5, 0.2), eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("a")):
+            pyot.sinkhorn(pc, np.full((2, 5), 0.1), None, eps=0.1)
+        with pytest.raises(ValueError, match=ref.arg("a")):
+            pyot.sinkhorn(pc, -np.full(5, 0.2), None, eps=0.1)
+        with pytest.raises(ValueError, match="same total mass"):
+            pyot.sinkhorn(pc, np.full(5, 0.4), None, eps=0.1)
 
     def test_plan_is_stable_on_repeated_access(self, rng, force_online):
         x, y = clouds(rng, 20, 15)
@@ -669,6 +730,39 @@ class TestThreads:
                 np.testing.assert_allclose(out[slot].g, serial[j].g, rtol=1e-12, atol=1e-14)
                 np.testing.assert_allclose(out[slot].plan, serial[j].plan, rtol=1e-12, atol=1e-18)
                 assert out[slot].n_iter == serial[j].n_iter
+
+
+def test_gil_is_released_during_the_solve(rng):
+    """A pure-Python thread keeps running while the C++ core iterates (GIL released)."""
+    import time
+
+    x, y = clouds(rng, 700, 700, d=3, unit=True)
+    cost = cdist(x, y, "sqeuclidean")
+    stop = threading.Event()
+    ticks = [0]
+
+    def spin():
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)  # releases the GIL between ticks: the solver is not slowed
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        time.sleep(0.05)
+        start_ticks = ticks[0]
+        t0 = time.perf_counter()
+        res = pyot.sinkhorn(cost, eps=0.002, tol=1e-9, max_iter=100_000, threads=1)
+        elapsed = time.perf_counter() - t0
+        during = ticks[0] - start_ticks
+    finally:
+        stop.set()
+        spinner.join()
+    assert res.converged
+    if elapsed < 0.1:
+        pytest.skip(f"solve too fast ({elapsed:.3f} s) to observe the GIL")
+    # Holding the GIL for the whole call would freeze the spinner (one tick at most).
+    assert during >= max(5, int(10 * elapsed)), (during, elapsed)
 
 
 class TestLayoutAndDtypes:
@@ -938,6 +1032,8 @@ def test_hypothesis_random_problems(ref, prob):
 
 @settings(max_examples=30, deadline=None)
 @given(balanced_problems(), st.floats(-5.0, 5.0), st.floats(0.1, 10.0))
+# Found by hypothesis: a negative cost with -C / eps > 709 overflowed the first error estimate.
+@example((np.array([[0.0]]), np.array([2.0]), np.array([2.0]), 0.0025), -2.0, 1.0)
 def test_hypothesis_shift_and_scale_invariance(prob, shift, scale):
     cost, a, b, eps = prob
     mass = a.sum()
@@ -1003,7 +1099,9 @@ def test_hypothesis_input_handling(n, m, d, dtype_name, order):
 
 
 def pot_objective(cost, a, b, eps, ref):
-    _, _, plan = pot_sinkhorn(cost, a, b, eps)
+    # Self-transport problems converge slowly with plain Sinkhorn (POT's error stalls near
+    # 1e-10): a looser stop for them still gives objectives accurate to ~1e-8.
+    _, _, plan = pot_sinkhorn(cost, a, b, eps, stop=1e-9)
     return ref.entropic_objective(plan, cost, a, b, eps), plan
 
 
@@ -1033,7 +1131,7 @@ class TestSinkhornDivergence:
             b,
             metric="sqeuclidean",
             numIterMax=100_000,
-            stopThr=1e-13,
+            stopThr=1e-9,
             method="sinkhorn_log",
         )
         kl_terms = ref.kl(p_ab, np.outer(a, b)) - 0.5 * (
@@ -1263,11 +1361,17 @@ class TestUnbalanced:
     def test_large_tau_approaches_balanced(self, rng):
         cost, a, b = problem(rng, 12, 14)
         r_b = pyot.sinkhorn(cost, a, b, eps=0.1, tol=1e-10)
-        r_u = pyot.unbalanced_sinkhorn(
-            cost, a, b, eps=0.1, reg_marginals=1e4, tol=1e-10, max_iter=200_000
-        )
-        assert r_u.converged
-        np.testing.assert_allclose(r_u.plan, r_b.plan, atol=1e-4 * r_b.plan.max())
+        dists = []
+        # The rate is ~ tau / (tau + eps) per iteration (ALGORITHMS 2.7): keep tau moderate.
+        for tau in (10.0, 100.0):
+            r_u = pyot.unbalanced_sinkhorn(
+                cost, a, b, eps=0.1, reg_marginals=tau, tol=1e-9, max_iter=200_000
+            )
+            assert r_u.converged
+            dists.append(float(np.abs(r_u.plan - r_b.plan).sum()))
+        # The marginal relaxation moves the plan by O(1 / tau).
+        assert dists[1] < dists[0] / 5
+        assert dists[1] < 2e-2
 
     def test_mass_destruction_with_small_tau(self, rng):
         """Small tau: transporting is expensive relative to creating/destroying mass."""
@@ -1369,7 +1473,7 @@ class TestUnbalanced:
         [
             pytest.param(*case[1:], id=case[0])
             for case in BAD_SINKHORN_INPUTS
-            if case[4] in ("cost", "a", "b", "eps", "tol", "threads") and case[0] != "a-all-zero"
+            if case[4] in ("cost", "a", "b", "eps", "tol", "threads")
         ],
     )
     def test_bad_inputs(self, ref, args, kwargs, exc, name):

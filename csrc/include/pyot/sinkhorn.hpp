@@ -79,11 +79,11 @@ PYOT_ALWAYS_INLINE void col_axpy_impl(const T* k, double u, index_t len, double*
   for (index_t j = 0; j < len; ++j) acc[j] += double(k[j]) * u;
 }
 
-template <class T>
+template <class T, class U>
 PYOT_ALWAYS_INLINE void gibbs_row_impl(const T* c, const double* h, double s, double inv_eps,
-                                       index_t len, T* out) {
+                                       index_t len, U* out) {
 #pragma omp simd
-  for (index_t j = 0; j < len; ++j) out[j] = T(exp_vec(h[j] + s - double(c[j]) * inv_eps));
+  for (index_t j = 0; j < len; ++j) out[j] = U(exp_vec(h[j] + s - double(c[j]) * inv_eps));
 }
 
 }  // namespace detail
@@ -114,6 +114,25 @@ PYOT_ALWAYS_INLINE void gibbs_row_impl(const T* c, const double* h, double s, do
 PYOT_SIMD_KERNELS(float)
 PYOT_SIMD_KERNELS(double)
 #undef PYOT_SIMD_KERNELS
+
+// exp(h_j + s - c_j * inv_eps) in double from a float32 cost (plan entries for Newton).
+PYOT_MULTIVERSION inline void gibbs_row(const float* c, const double* h, double s, double inv_eps,
+                                        index_t len, double* out) {
+  detail::gibbs_row_impl(c, h, s, inv_eps, len, out);
+}
+
+// The k largest of v[0..len) (len >= k): their indices in idx and values in val.
+inline void top_entries(const double* v, index_t len, index_t k, std::vector<index_t>& order,
+                        index_t* idx, double* val) {
+  order.resize(len);
+  for (index_t j = 0; j < len; ++j) order[j] = j;
+  std::nth_element(order.begin(), order.begin() + (k - 1), order.end(),
+                   [v](index_t x, index_t y) { return v[x] > v[y] || (v[x] == v[y] && x < y); });
+  for (index_t t = 0; t < k; ++t) {
+    idx[t] = order[t];
+    val[t] = v[order[t]];
+  }
+}
 
 // log sum_j exp(h_j + s - c_j * inv_eps), exact: max-shifted, `scratch` holds len doubles.
 template <class T>
@@ -187,6 +206,20 @@ class DenseCost {
     return total;
   }
 
+  // The k largest entries of each row of exp(hb_j + s_i - C_ij inv_eps) (Newton's sparse
+  // Hessian): column indices and values, k per row.
+  void row_top_entries(const double* hb, const double* s, double inv_eps, index_t k, index_t* idx,
+                       double* val, int threads) const {
+    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
+      std::vector<double> v(cols());
+      std::vector<index_t> order;
+      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i) {
+        gibbs_row(c_.row(i), hb, s[i], inv_eps, cols(), v.data());
+        top_entries(v.data(), cols(), k, order, idx + i * k, val + i * k);
+      }
+    });
+  }
+
  private:
   MatrixView<T> c_;
 };
@@ -229,6 +262,24 @@ class OnlineCost {
     double total = 0.0;
     for (double v : per_row) total += v;
     return total;
+  }
+
+  void row_top_entries(const double* hb, const double* s, double inv_eps, index_t k, index_t* idx,
+                       double* val, int threads) const {
+    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
+      std::vector<double> v(cols());
+      std::vector<index_t> order;
+      T tile[kColBlock];
+      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i) {
+        for (index_t j0 = 0; j0 < cols(); j0 += kColBlock) {
+          const index_t j1 = std::min(cols(), j0 + kColBlock);
+          cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
+          for (index_t j = j0; j < j1; ++j)
+            v[j] = exp_vec(hb[j] + s[i] - double(tile[j - j0]) * inv_eps);
+        }
+        top_entries(v.data(), cols(), k, order, idx + i * k, val + i * k);
+      }
+    });
   }
 
  private:
@@ -428,6 +479,7 @@ struct Result {
   double objective = 0.0;  // balanced: the dual value; unbalanced: the primal objective
   index_t stages = 0;
   index_t rebuilds = 0;    // scaling-domain kernel builds (for the bench)
+  index_t newton_steps = 0;
 };
 
 // Intermediate eps-scaling stages only need a warm start for the next one (measured on
@@ -443,6 +495,13 @@ template <class T>
 constexpr double absorb_limit() {
   return sizeof(T) == 4 ? 25.0 : 200.0;
 }
+// Sinkhorn-Newton-Sparse: entered once the error is below kNewtonStart and the observed rate
+// predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row.
+constexpr double kNewtonStart = 1e-2;
+constexpr double kNewtonMinGain = 20.0;
+constexpr index_t kNewtonK = 16;
+constexpr double kNewtonCoverage = 0.9;
+constexpr index_t kNewtonCgIter = 300;
 
 namespace detail {
 
@@ -492,6 +551,81 @@ inline double dot_masked(const double* w, const double* x, index_t len) {
     if (w[i] > 0.0) s += w[i] * x[i];
   return s;
 }
+
+// The Hessian of the entropic dual up to -1/eps, with P cut to k entries per row:
+// M = [[diag(P 1), Ps], [Ps^T, diag(P^T 1)]]. Solves (M + ridge) d = rhs by Jacobi-preconditioned
+// conjugate gradients to a relative residual `rtol`.
+class SparseHessian {
+ public:
+  SparseHessian(index_t n, index_t m, index_t k, const index_t* idx, const double* val,
+                const double* row_sum, const double* col_sum)
+      : n_(n), m_(m), k_(k), idx_(idx), val_(val), row_(row_sum), col_(col_sum) {
+    double scale = 0.0;
+    for (index_t i = 0; i < n; ++i) scale = std::max(scale, row_sum[i]);
+    for (index_t j = 0; j < m; ++j) scale = std::max(scale, col_sum[j]);
+    ridge_ = 1e-10 * scale + 1e-300;
+  }
+
+  void apply(const double* x, double* y) const {
+    const double* xg = x + n_;
+    double* yg = y + n_;
+    for (index_t j = 0; j < m_; ++j) yg[j] = (col_[j] + ridge_) * xg[j];
+    for (index_t i = 0; i < n_; ++i) {
+      double acc = (row_[i] + ridge_) * x[i];
+      for (index_t t = 0; t < k_; ++t) {
+        const index_t j = idx_[i * k_ + t];
+        const double p = val_[i * k_ + t];
+        acc += p * xg[j];
+        yg[j] += p * x[i];
+      }
+      y[i] = acc;
+    }
+  }
+
+  void solve(const double* rhs, double* d, double rtol, index_t max_iter) const {
+    const index_t len = n_ + m_;
+    std::vector<double> r(rhs, rhs + len), z(len), p(len), q(len), inv_diag(len);
+    for (index_t i = 0; i < n_; ++i) inv_diag[i] = 1.0 / (row_[i] + ridge_);
+    for (index_t j = 0; j < m_; ++j) inv_diag[n_ + j] = 1.0 / (col_[j] + ridge_);
+    std::fill(d, d + len, 0.0);
+    double rhs_norm = 0.0, rz = 0.0;
+    for (index_t t = 0; t < len; ++t) {
+      rhs_norm += rhs[t] * rhs[t];
+      z[t] = inv_diag[t] * r[t];
+      p[t] = z[t];
+      rz += r[t] * z[t];
+    }
+    const double stop = rtol * rtol * rhs_norm;
+    for (index_t it = 0; it < max_iter; ++it) {
+      double rr = 0.0;
+      for (index_t t = 0; t < len; ++t) rr += r[t] * r[t];
+      if (rr <= stop || rz <= 0.0) break;
+      apply(p.data(), q.data());
+      double pq = 0.0;
+      for (index_t t = 0; t < len; ++t) pq += p[t] * q[t];
+      if (!(pq > 0.0)) break;
+      const double alpha = rz / pq;
+      double rz_new = 0.0;
+      for (index_t t = 0; t < len; ++t) {
+        d[t] += alpha * p[t];
+        r[t] -= alpha * q[t];
+        z[t] = inv_diag[t] * r[t];
+        rz_new += r[t] * z[t];
+      }
+      const double beta = rz_new / rz;
+      rz = rz_new;
+      for (index_t t = 0; t < len; ++t) p[t] = z[t] + beta * p[t];
+    }
+  }
+
+ private:
+  index_t n_, m_, k_;
+  const index_t* idx_;
+  const double* val_;
+  const double* row_;
+  const double* col_;
+  double ridge_;
+};
 
 inline double kl(const double* p, const double* q, index_t len) {
   double s = 0.0;
@@ -559,6 +693,16 @@ class LogDomain {
     for (index_t i = 0; i < w_.n; ++i) h_[i] = w_.loga[i] + f[i] * inv;
     for (index_t j = 0; j < w_.m; ++j) s_[j] = g[j] * inv;
     k_.col_log_ratio(h_.data(), s_.data(), inv, out, threads);
+  }
+  // The k largest plan entries of each row, P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps).
+  void row_top_plan(const double* f, const double* g, double eps, index_t k, index_t* idx,
+                    double* val, int threads) {
+    const double inv = 1.0 / eps;
+    for (index_t j = 0; j < w_.m; ++j) h_[j] = w_.logb[j] + g[j] * inv;
+    for (index_t i = 0; i < w_.n; ++i) s_[i] = f[i] * inv;
+    k_.row_top_entries(h_.data(), s_.data(), inv, k, idx, val, threads);
+    for (index_t i = 0; i < w_.n; ++i)
+      for (index_t t = 0; t < k; ++t) val[i * k + t] *= w_.a[i];
   }
   double transport_cost(const double* f, const double* g, double eps, int threads) {
     const double inv = 1.0 / eps;
@@ -631,7 +775,10 @@ class Driver {
     if (on_scaling_ && !scaling_->ready_for(eps)) scaling_->rebuild(f_, g_, eps, threads_);
     const double ka = o_.tau_a == kInf ? 1.0 : o_.tau_a / (o_.tau_a + eps);
     const double kb = o_.tau_b == kInf ? 1.0 : o_.tau_b / (o_.tau_b + eps);
-    detail::Relaxation relax(o_.overrelax && o_.tau_a == kInf && o_.tau_b == kInf);
+    const bool balanced = o_.tau_a == kInf && o_.tau_b == kInf;
+    detail::Relaxation relax(o_.overrelax && balanced);
+    bool newton_ok = tol == o_.tol && o_.method == Method::Auto && balanced;
+    std::vector<double> history;  // error estimates of this stage
     cols_exact_ = false;
     double col_err = kInf;
     res_.status = Status::MaxIter;
@@ -648,6 +795,12 @@ class Driver {
       }
       if (res_.n_iter >= cap) return;
       const double est = cols_exact_ ? row_err_ : row_err_ + col_err;
+      history.push_back(est);
+      if (newton_ok && newton_pays(history, tol)) {
+        if (newton(eps, tol)) return;
+        newton_ok = false;  // the line search failed: Sinkhorn goes on from the Newton iterate
+        continue;
+      }
       double w = relax.observe(est);
       if (w != 1.0 && est <= tol) {
         relax.finish_plain();  // the last iterations are plain so columns are exact
@@ -660,6 +813,81 @@ class Driver {
       cols_exact_ = w == 1.0;
       if (on_scaling_) scaling_->maybe_absorb(f_, g_, threads_);
       ++res_.n_iter;
+    }
+  }
+
+  // Newton pays once the error is small and the observed rate predicts many more iterations.
+  static bool newton_pays(const std::vector<double>& history, double tol) {
+    constexpr std::size_t kSpan = 5;
+    const double est = history.back();
+    if (est > kNewtonStart || history.size() <= kSpan) return false;
+    const double rate = std::pow(est / history[history.size() - 1 - kSpan], 1.0 / kSpan);
+    return !(rate < 1.0) || std::log(tol / est) / std::log(rate) > kNewtonMinGain;
+  }
+
+  // Sinkhorn-Newton-Sparse (ALGORITHMS 2.5): Newton ascent on the dual with the Hessian's plan
+  // cut to its largest entries per row, the step by preconditioned CG, an Armijo line search.
+  // Returns true when the stage is over (converged or out of iterations) and false when the
+  // line search fails (Sinkhorn then continues). r_ is current at (f, g) on entry and exit.
+  bool newton(double eps, double tol) {
+    const index_t k = std::min<index_t>(m_, kNewtonK);
+    std::vector<index_t> idx(n_ * k);
+    std::vector<double> val(n_ * k), rs(n_), cs(m_), rhs(n_ + m_), d(n_ + m_), fn(n_), gn(m_),
+        rn(n_);
+    const double* a = w_.a;
+    const double* b = w_.b;
+    double dual = detail::dot_masked(a, f_, n_) + detail::dot_masked(b, g_, m_) -
+                  eps * detail::mass_from_ratio(a, r_.data(), n_);
+    cols_exact_ = false;
+    while (true) {
+      logdom_.col_log_ratio(f_, g_, eps, c_.data(), threads_);
+      row_err_ = detail::side_error(a, r_.data(), f_, kInf, n_);
+      const double col_err = detail::side_error(b, c_.data(), g_, kInf, m_);
+      if (row_err_ + col_err <= tol) {
+        res_.status = Status::Converged;
+        return true;
+      }
+      if (res_.n_iter >= o_.max_iter) return true;
+      for (index_t i = 0; i < n_; ++i) {
+        rs[i] = a[i] > 0.0 ? a[i] * std::exp(r_[i]) : 0.0;
+        rhs[i] = eps * (a[i] - rs[i]);
+      }
+      for (index_t j = 0; j < m_; ++j) {
+        cs[j] = b[j] > 0.0 ? b[j] * std::exp(c_[j]) : 0.0;
+        rhs[n_ + j] = eps * (b[j] - cs[j]);
+      }
+      logdom_.row_top_plan(f_, g_, eps, k, idx.data(), val.data(), threads_);
+      // The sparse Hessian is only a good model when the kept entries carry most of the mass
+      // (small eps); otherwise Newton would crawl, and Sinkhorn is the better method.
+      double kept = 0.0, mass = 0.0;
+      for (double v : val) kept += v;
+      for (double v : rs) mass += v;
+      if (kept < kNewtonCoverage * mass) return false;
+      detail::SparseHessian(n_, m_, k, idx.data(), val.data(), rs.data(), cs.data())
+          .solve(rhs.data(), d.data(), 1e-3, kNewtonCgIter);
+      double slope = 0.0;  // directional derivative of the dual along d
+      for (index_t t = 0; t < n_ + m_; ++t) slope += rhs[t] * d[t] / eps;
+      if (!(slope > 0.0)) return false;
+      bool accepted = false;
+      for (double t = 1.0; t > 1e-6 && !accepted; t *= 0.5) {
+        for (index_t i = 0; i < n_; ++i) fn[i] = f_[i] + t * d[i];
+        for (index_t j = 0; j < m_; ++j) gn[j] = g_[j] + t * d[n_ + j];
+        logdom_.row_log_ratio(fn.data(), gn.data(), eps, rn.data(), threads_);
+        const double trial = detail::dot_masked(a, fn.data(), n_) +
+                             detail::dot_masked(b, gn.data(), m_) -
+                             eps * detail::mass_from_ratio(a, rn.data(), n_);
+        const double slack = 1e-13 * (std::fabs(dual) + eps);  // round-off of the dual
+        if (std::isfinite(trial) && trial >= dual + 1e-4 * t * slope - slack) {
+          accepted = true;
+          dual = trial;
+          f_ = std::copy(fn.begin(), fn.end(), f_) - n_;
+          g_ = std::copy(gn.begin(), gn.end(), g_) - m_;
+          r_.swap(rn);
+        }
+      }
+      if (!accepted) return false;
+      ++res_.n_iter;
+      ++res_.newton_steps;
     }
   }
 
