@@ -8,6 +8,7 @@ measurements) can use these helpers without loading a peer.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import importlib.metadata
 import importlib.util
@@ -279,6 +280,13 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+def settle(seconds: float = 0.25) -> None:
+    """Let the previous solver's thread pools stop spinning (OpenMP, Eigen and MKL workers
+    busy-wait for up to ~200 ms after a parallel region) before the next solver is timed."""
+    gc.collect()
+    time.sleep(seconds)
 
 
 class Stopwatch:

@@ -79,10 +79,12 @@ def weights(
     if value is None:
         return np.full(shape, 1.0 / size)
     arr = as_array(value, name, fn, ndim=(1, 2) if batch is not None else 1, dtype=np.float64)
-    if batch is not None and arr.ndim == 1:
-        arr = np.broadcast_to(arr, shape)
-    if arr.shape != shape:
-        raise ValueError(f"{fn}: {name} must have shape {shape} to match the cost, got {arr.shape}")
+    if arr.shape != shape and arr.shape != (size,):
+        expected = f"{shape} or {(size,)}" if batch is not None else f"{shape}"
+        raise ValueError(
+            f"{fn}: {name} must have shape {expected} to match the cost, got {arr.shape}"
+        )
+    arr = np.broadcast_to(arr, shape)
     if (arr < 0).any():
         raise ValueError(f"{fn}: {name} must be non-negative, got a minimum of {arr.min()}")
     if (arr.sum(axis=-1) <= 0).any():

@@ -146,12 +146,12 @@ def _solve(
     method = V.choice(method, "method", fn, tuple(_METHODS))
     q = _annealing(eps_scaling, fn)
     balanced = reg_marginals == (math.inf, math.inf)
-    problem = _problem(cost, a, b, fn, balanced=balanced)
-    if method == "scaling" and problem.online:
+    if method == "scaling" and isinstance(cost, PointCloud):
         raise ValueError(
             f"{fn}: method='scaling' needs a dense cost matrix; a PointCloud is solved online "
             "in the log domain (use method='auto' or 'log', or pass PointCloud.dense())"
         )
+    problem = _problem(cost, a, b, fn, balanced=balanced)
     f, g = _initial_potentials(init, problem, fn)
     ranges = _cost_ranges(problem)
     if q is None:  # automatic: anneal from the cost's range when eps is small against it

@@ -32,30 +32,31 @@ constexpr index_t kRowBlock = 16;   // rows per task
 constexpr index_t kColBlock = 256;  // columns per task / per cost tile
 
 // ---------------------------------------------------------------------------------------------
-// SIMD inner loops, multiversioned: sum_j exp(h_j + s - c_j * inv_eps) over one row, and the
-// column accumulation acc_j += exp(h + s_j - c_j * inv_eps). Non-template so that the clones
-// exist once per dtype.
-namespace detail {
+// SIMD inner loops. Each is a multiversioned template (AVX-512 / AVX2+FMA / baseline clones
+// picked at load time); the hot exp is inlined into every clone.
 
+// sum_j exp(h_j + s - c_j inv_eps) over one row.
 template <class T>
-PYOT_ALWAYS_INLINE double row_exp_sum_impl(const T* c, const double* h, double s, double inv_eps,
-                                           index_t len) {
+PYOT_MULTIVERSION double row_exp_sum(const T* c, const double* h, double s, double inv_eps,
+                                     index_t len) {
   double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
   for (index_t j = 0; j < len; ++j) acc += exp_vec(h[j] + s - double(c[j]) * inv_eps);
   return acc;
 }
 
+// acc_j += exp(h + s_j - c_j inv_eps): one row streamed into column accumulators.
 template <class T>
-PYOT_ALWAYS_INLINE void col_exp_accumulate_impl(const T* c, const double* s, double h,
-                                                double inv_eps, index_t len, double* acc) {
+PYOT_MULTIVERSION void col_exp_accumulate(const T* c, const double* s, double h, double inv_eps,
+                                          index_t len, double* acc) {
 #pragma omp simd
   for (index_t j = 0; j < len; ++j) acc[j] += exp_vec(h + s[j] - double(c[j]) * inv_eps);
 }
 
+// sum_j exp(h_j + s - c_j inv_eps) c_j: one row's share of <P, C>.
 template <class T>
-PYOT_ALWAYS_INLINE double row_weighted_cost_impl(const T* c, const double* h, double s,
-                                                 double inv_eps, index_t len) {
+PYOT_MULTIVERSION double row_weighted_cost(const T* c, const double* h, double s, double inv_eps,
+                                           index_t len) {
   double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
   for (index_t j = 0; j < len; ++j) {
@@ -65,8 +66,19 @@ PYOT_ALWAYS_INLINE double row_weighted_cost_impl(const T* c, const double* h, do
   return acc;
 }
 
+// mx_j = max(mx_j, h + s_j - c_j inv_eps): the column maxima of the exact fallback.
 template <class T>
-PYOT_ALWAYS_INLINE double row_dot_impl(const T* k, const double* v, index_t len) {
+PYOT_MULTIVERSION void col_max_accumulate(const T* c, const double* s, double h, double inv_eps,
+                                          index_t len, double* mx) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) {
+    const double v = h + s[j] - double(c[j]) * inv_eps;
+    mx[j] = v > mx[j] ? v : mx[j];
+  }
+}
+
+template <class T>
+PYOT_MULTIVERSION double row_dot(const T* k, const double* v, index_t len) {
   double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
   for (index_t j = 0; j < len; ++j) acc += double(k[j]) * v[j];
@@ -74,51 +86,57 @@ PYOT_ALWAYS_INLINE double row_dot_impl(const T* k, const double* v, index_t len)
 }
 
 template <class T>
-PYOT_ALWAYS_INLINE void col_axpy_impl(const T* k, double u, index_t len, double* acc) {
+PYOT_MULTIVERSION void col_axpy(const T* k, double u, index_t len, double* acc) {
 #pragma omp simd
   for (index_t j = 0; j < len; ++j) acc[j] += double(k[j]) * u;
 }
 
+// out_j = exp(h_j + s - c_j inv_eps) (Gibbs kernel rows, plan entries).
 template <class T, class U>
-PYOT_ALWAYS_INLINE void gibbs_row_impl(const T* c, const double* h, double s, double inv_eps,
-                                       index_t len, U* out) {
+PYOT_MULTIVERSION void gibbs_row(const T* c, const double* h, double s, double inv_eps,
+                                 index_t len, U* out) {
 #pragma omp simd
   for (index_t j = 0; j < len; ++j) out[j] = U(exp_vec(h[j] + s - double(c[j]) * inv_eps));
 }
 
-}  // namespace detail
+// Online costs: for rows [i0, i1) of p and v_ij = h_j + s[i - i0] - c(p_i, q_j) inv_eps, acc[i - i0] is
+// sum_j exp(v_ij) (Reduce::Sum), sum_j exp(v_ij) c_ij (Reduce::Weighted, the rows' shares of
+// <P, C>) or max_j v_ij (Reduce::Max, for the exact fallback). Column tiles of q are swept once
+// for the whole block, so each tile stays in cache while the block uses it.
+enum class Reduce { Sum, Weighted, Max };
 
-#define PYOT_SIMD_KERNELS(T)                                                                     \
-  PYOT_MULTIVERSION inline double row_exp_sum(const T* c, const double* h, double s,            \
-                                              double inv_eps, index_t len) {                    \
-    return detail::row_exp_sum_impl(c, h, s, inv_eps, len);                                     \
-  }                                                                                              \
-  PYOT_MULTIVERSION inline void col_exp_accumulate(const T* c, const double* s, double h,       \
-                                                   double inv_eps, index_t len, double* acc) {  \
-    detail::col_exp_accumulate_impl(c, s, h, inv_eps, len, acc);                                \
-  }                                                                                              \
-  PYOT_MULTIVERSION inline double row_weighted_cost(const T* c, const double* h, double s,      \
-                                                    double inv_eps, index_t len) {              \
-    return detail::row_weighted_cost_impl(c, h, s, inv_eps, len);                               \
-  }                                                                                              \
-  PYOT_MULTIVERSION inline double row_dot(const T* k, const double* v, index_t len) {           \
-    return detail::row_dot_impl(k, v, len);                                                     \
-  }                                                                                              \
-  PYOT_MULTIVERSION inline void col_axpy(const T* k, double u, index_t len, double* acc) {      \
-    detail::col_axpy_impl(k, u, len, acc);                                                      \
-  }                                                                                              \
-  PYOT_MULTIVERSION inline void gibbs_row(const T* c, const double* h, double s, double inv_eps, \
-                                          index_t len, T* out) {                                \
-    detail::gibbs_row_impl(c, h, s, inv_eps, len, out);                                         \
+template <Metric M, Reduce R, class T>
+PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
+                                    index_t i1, T pexp, const double* h, const double* s,
+                                    double inv_eps, double* acc) {
+  T tile[kColBlock];
+  for (index_t i = i0; i < i1; ++i) acc[i - i0] = R == Reduce::Max ? kNegInf : 0.0;
+  for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
+    const index_t j1 = std::min(q.n, j0 + kColBlock), len = j1 - j0;
+    const double* hj = h + j0;
+    for (index_t i = i0; i < i1; ++i) {
+      cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
+      const double si = s[i - i0];
+      double r = acc[i - i0];
+      if constexpr (R == Reduce::Weighted) {
+#pragma omp simd reduction(+ : r)
+        for (index_t t = 0; t < len; ++t) {
+          const double c = double(tile[t]);
+          r += exp_vec(hj[t] + si - c * inv_eps) * c;
+        }
+      } else if constexpr (R == Reduce::Sum) {
+#pragma omp simd reduction(+ : r)
+        for (index_t t = 0; t < len; ++t) r += exp_vec(hj[t] + si - double(tile[t]) * inv_eps);
+      } else {
+#pragma omp simd reduction(max : r)
+        for (index_t t = 0; t < len; ++t) {
+          const double v = hj[t] + si - double(tile[t]) * inv_eps;
+          r = v > r ? v : r;
+        }
+      }
+      acc[i - i0] = r;
+    }
   }
-PYOT_SIMD_KERNELS(float)
-PYOT_SIMD_KERNELS(double)
-#undef PYOT_SIMD_KERNELS
-
-// exp(h_j + s - c_j * inv_eps) in double from a float32 cost (plan entries for Newton).
-PYOT_MULTIVERSION inline void gibbs_row(const float* c, const double* h, double s, double inv_eps,
-                                        index_t len, double* out) {
-  detail::gibbs_row_impl(c, h, s, inv_eps, len, out);
 }
 
 // The k largest of v[0..len) (len >= k): their indices in idx and values in val.
@@ -181,15 +199,12 @@ class DenseCost {
         if (ha[i] == kNegInf) continue;  // zero weight: no mass in this row
         col_exp_accumulate(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
       }
-      std::vector<double> scratch;
-      for (index_t t = 0; t < len; ++t) {
-        const index_t j = j0 + t;
-        if (in_safe_range(acc[t])) {
-          out[j] = std::log(acc[t]);
-        } else {
-          scratch.resize(n);
-          out[j] = row_lse_exact(c_.data + j, c_.ld, ha, s[j], inv_eps, n, scratch.data());
-        }
+      bool safe = true;
+      for (index_t t = 0; t < len; ++t) safe = safe && in_safe_range(acc[t]);
+      if (safe) {
+        for (index_t t = 0; t < len; ++t) out[j0 + t] = std::log(acc[t]);
+      } else {
+        exact_block(ha, s + j0, inv_eps, j0, len, out + j0);
       }
     });
   }
@@ -221,6 +236,25 @@ class DenseCost {
   }
 
  private:
+  // Redoes a column block max-shifted (out_j = log of the column sum, exact), still streaming
+  // rows: one pass for the column maxima, one for the shifted sums.
+  void exact_block(const double* ha, const double* s, double inv_eps, index_t j0, index_t len,
+                   double* out) const {
+    double acc[kColBlock];
+    double mx[kColBlock], shifted[kColBlock];
+    std::fill(mx, mx + len, kNegInf);
+    for (index_t i = 0; i < rows(); ++i)
+      if (ha[i] != kNegInf) col_max_accumulate(c_.row(i) + j0, s, ha[i], inv_eps, len, mx);
+    for (index_t t = 0; t < len; ++t) {
+      shifted[t] = mx[t] == kNegInf ? 0.0 : s[t] - mx[t];
+      acc[t] = 0.0;
+    }
+    for (index_t i = 0; i < rows(); ++i)
+      if (ha[i] != kNegInf) col_exp_accumulate(c_.row(i) + j0, shifted, ha[i], inv_eps, len, acc);
+    for (index_t t = 0; t < len; ++t)
+      out[t] = mx[t] == kNegInf ? kNegInf : mx[t] + std::log(acc[t]);
+  }
+
   MatrixView<T> c_;
 };
 
@@ -247,17 +281,11 @@ class OnlineCost {
   double transport_cost(const double* ha, const double* hb, double inv_eps, int threads) const {
     std::vector<double> per_row(rows(), 0.0);
     parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
-      T tile[kColBlock];
-      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i) {
-        if (ha[i] == kNegInf) continue;
-        double acc = 0.0;
-        for (index_t j0 = 0; j0 < cols(); j0 += kColBlock) {
-          const index_t j1 = std::min(cols(), j0 + kColBlock);
-          cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
-          acc += row_weighted_cost(tile, hb + j0, ha[i], inv_eps, j1 - j0);
-        }
-        per_row[i] = acc;
-      }
+      const index_t i0 = blk * kRowBlock, i1 = std::min(rows(), i0 + kRowBlock);
+      online_block<M, Reduce::Weighted>(x_, y_, i0, i1, p_, hb, ha + i0, inv_eps,
+                                        per_row.data() + i0);
+      for (index_t i = i0; i < i1; ++i)
+        if (ha[i] == kNegInf) per_row[i] = 0.0;
     });
     double total = 0.0;
     for (double v : per_row) total += v;
@@ -289,43 +317,24 @@ class OnlineCost {
                  double inv_eps, double* out, int threads) const {
     parallel_for(n_blocks(p.n, kRowBlock), threads, [&](index_t blk) {
       const index_t i0 = blk * kRowBlock, i1 = std::min(p.n, i0 + kRowBlock);
-      double acc[kRowBlock] = {};
-      T tile[kColBlock];
-      for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
-        const index_t j1 = std::min(q.n, j0 + kColBlock);
-        for (index_t i = i0; i < i1; ++i) {
-          cost_row_tile<M>(p.point(i), q, j0, j1, p_, tile);
-          acc[i - i0] += row_exp_sum(tile, h + j0, s[i], inv_eps, j1 - j0);
-        }
-      }
+      double acc[kRowBlock];
+      online_block<M, Reduce::Sum>(p, q, i0, i1, p_, h, s + i0, inv_eps, acc);
       for (index_t i = i0; i < i1; ++i)
         out[i] = in_safe_range(acc[i - i0]) ? std::log(acc[i - i0])
                                             : exact_row(p, q, i, h, s[i], inv_eps);
     });
   }
 
-  // Streaming max-shifted log-sum-exp over the tiles (ALGORITHMS 2.2).
+  // The exact log-sum-exp of one row: its maximum first, then the sum shifted by it.
   double exact_row(const PointsT<T>& p, const PointsT<T>& q, index_t i, const double* h,
                    double s, double inv_eps) const {
-    double mx = kNegInf, sum = 0.0;
-    T tile[kColBlock];
-    double v[kColBlock];
-    for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
-      const index_t j1 = std::min(q.n, j0 + kColBlock), len = j1 - j0;
-      cost_row_tile<M>(p.point(i), q, j0, j1, p_, tile);
-      double tmax = kNegInf;
-      for (index_t t = 0; t < len; ++t) {
-        v[t] = h[j0 + t] + s - double(tile[t]) * inv_eps;
-        tmax = std::max(tmax, v[t]);
-      }
-      if (tmax == kNegInf) continue;
-      if (tmax > mx) {
-        sum = mx == kNegInf ? 0.0 : sum * std::exp(mx - tmax);
-        mx = tmax;
-      }
-      for (index_t t = 0; t < len; ++t) sum += exp_vec(v[t] - mx);
-    }
-    return mx == kNegInf ? kNegInf : mx + std::log(sum);
+    double mx;
+    online_block<M, Reduce::Max>(p, q, i, i + 1, p_, h, &s, inv_eps, &mx);
+    if (mx == kNegInf) return kNegInf;
+    const double shifted = s - mx;
+    double sum;
+    online_block<M, Reduce::Sum>(p, q, i, i + 1, p_, h, &shifted, inv_eps, &sum);
+    return mx + std::log(sum);
   }
 
   PointsT<T> x_, y_;
@@ -496,8 +505,10 @@ constexpr double absorb_limit() {
   return sizeof(T) == 4 ? 25.0 : 200.0;
 }
 // Sinkhorn-Newton-Sparse: entered once the error is below kNewtonStart and the observed rate
-// predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row.
-constexpr double kNewtonStart = 1e-2;
+// predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row. The line
+// search makes Newton safe from any start; measured on uniform clouds at eps = 1e-3, starting
+// at err <= 1 takes 22 iterations where starting at 1e-2 takes 616.
+constexpr double kNewtonStart = 1e0;
 constexpr double kNewtonMinGain = 20.0;
 constexpr index_t kNewtonK = 16;
 constexpr double kNewtonCoverage = 0.9;
@@ -533,7 +544,8 @@ inline double side_error(const double* w, const double* r, const double* pot, do
   for (index_t i = 0; i < len; ++i) {
     if (w[i] <= 0.0) continue;
     const double target = tau == kInf ? 1.0 : std::exp(-pot[i] / tau);
-    err += w[i] * std::fabs(std::exp(r[i]) - target);
+    // Capped so that a far-off start (huge ratios) gives a huge error, not inf.
+    err += w[i] * std::fabs(std::exp(std::min(r[i], 700.0)) - target);
   }
   return err;
 }
@@ -729,12 +741,26 @@ class Driver {
 
   Result run() {
     const std::vector<double> schedule = eps_schedule();
+    bool reached_last = false;
     for (std::size_t s = 0; s < schedule.size(); ++s) {
-      const bool last = s + 1 == schedule.size();
-      const index_t cap = last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + kStageMaxIter);
-      run_stage(schedule[s], last ? o_.tol : std::max(o_.tol, kStageTol), cap);
+      reached_last = s + 1 == schedule.size();
+      const index_t cap =
+          reached_last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + kStageMaxIter);
+      run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, kStageTol), cap);
       ++res_.stages;
       if (res_.status == Status::NotFinite || res_.n_iter >= o_.max_iter) break;
+    }
+    if (!reached_last && res_.status != Status::NotFinite) {
+      // Out of iterations in an annealing stage: the potentials belong to a larger eps. One
+      // c-transform at the target eps makes the rows exact, so the returned (f, g), plan and
+      // objective are those of the target problem (its columns still off: converged=False).
+      res_.status = Status::MaxIter;
+      eps_ = schedule.back();
+      on_scaling_ = cols_exact_ = false;
+      logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
+      for (index_t i = 0; i < n_; ++i) f_[i] -= eps_ * r_[i];
+      logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
+      row_err_ = detail::side_error(w_.a, r_.data(), f_, o_.tau_a, n_);
     }
     finish(schedule.back());
     return res_;
@@ -785,7 +811,7 @@ class Driver {
     while (true) {
       row_ratio(r_.data());  // r at the current (f, g)
       row_err_ = detail::side_error(w_.a, r_.data(), f_, o_.tau_a, n_);
-      if (!std::isfinite(row_err_)) {
+      if (std::isnan(row_err_)) {
         res_.status = Status::NotFinite;
         return;
       }
