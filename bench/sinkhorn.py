@@ -774,6 +774,8 @@ def _print_case_table(eps_rows: list[tuple[Case, list[Row], dict[str, Any]]], re
             time_text = cm.fmt_time(r.time)
             if r.timing is not None and not r.timing.warm:
                 time_text += " (1 run)"
+            if r.compile_s is not None:
+                time_text += f" +{r.compile_s:.1f} s jit"
             table.append(
                 [
                     case.dtype,
@@ -1211,6 +1213,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if foreign is not None:
         warn = " -- WARNING: timings are unreliable" if foreign > 0.1 else ""
         print(f"\nother processes used {100 * foreign:.0f}% of the cores during the run{warn}")
+    if len(ctx.summary) > 1:
+        cm.print_table(
+            "Summary: pyot (method='auto') against the fastest peer that reached tol",
+            ["case", "pyot", "fastest peer", "its time", "speed-up", "target", "met"],
+            [
+                [
+                    t["case"],
+                    cm.fmt_time(t["pyot_time_s"]) + ("" if t["pyot_reached_tol"] else " (!tol)"),
+                    t["fastest_peer"] or "none reached tol",
+                    cm.fmt_time(t["fastest_peer_time_s"]),
+                    cm.fmt_ratio(t["speedup"]),
+                    t["target"],
+                    {True: "MET", False: "NOT MET", None: "-"}[t["met"]],
+                ]
+                for t in ctx.summary
+            ],
+            [False, True, False, True, True, False, False],
+        )
     met = [s for s in ctx.summary if s["met"] is not None]
     print(
         f"\nTargets met: {sum(1 for s in met if s['met'])}/{len(met)} cases with a target "

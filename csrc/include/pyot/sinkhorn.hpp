@@ -174,9 +174,9 @@ class DenseCost {
   void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out,
                      int threads) const {
     const index_t n = rows(), m = cols();
-    parallel_for(n_blocks(n, kRowBlock), threads, [&](index_t blk) {
+    for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       std::vector<double> scratch;
-      for (index_t i = blk * kRowBlock; i < std::min(n, (blk + 1) * kRowBlock); ++i) {
+      for (index_t i = i0; i < i1; ++i) {
         const double sum = row_exp_sum(c_.row(i), hb, s[i], inv_eps, m);
         if (in_safe_range(sum)) {
           out[i] = std::log(sum);
@@ -192,8 +192,8 @@ class DenseCost {
   void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out,
                      int threads) const {
     const index_t n = rows(), m = cols();
-    parallel_for(n_blocks(m, kColBlock), threads, [&](index_t blk) {
-      const index_t j0 = blk * kColBlock, len = std::min(m, j0 + kColBlock) - j0;
+    for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
+      const index_t len = j1 - j0;
       double acc[kColBlock] = {};
       for (index_t i = 0; i < n; ++i) {
         if (ha[i] == kNegInf) continue;  // zero weight: no mass in this row
@@ -209,30 +209,16 @@ class DenseCost {
     });
   }
 
-  // sum_ij P_ij C_ij with P_ij = exp(ha_i + hb_j - C_ij inv_eps)
-  double transport_cost(const double* ha, const double* hb, double inv_eps, int threads) const {
-    std::vector<double> per_row(rows(), 0.0);
-    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
-      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i)
-        if (ha[i] != kNegInf) per_row[i] = row_weighted_cost(c_.row(i), hb, ha[i], inv_eps, cols());
-    });
-    double total = 0.0;
-    for (double v : per_row) total += v;
-    return total;
+  // out[i - i0] = sum_j exp(hb_j + ha_i - C_ij inv_eps) C_ij: rows' shares of <P, C>.
+  void row_weighted_costs(index_t i0, index_t i1, const double* hb, const double* ha,
+                          double inv_eps, double* out) const {
+    for (index_t i = i0; i < i1; ++i)
+      out[i - i0] = row_weighted_cost(c_.row(i), hb, ha[i], inv_eps, cols());
   }
 
-  // The k largest entries of each row of exp(hb_j + s_i - C_ij inv_eps) (Newton's sparse
-  // Hessian): column indices and values, k per row.
-  void row_top_entries(const double* hb, const double* s, double inv_eps, index_t k, index_t* idx,
-                       double* val, int threads) const {
-    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
-      std::vector<double> v(cols());
-      std::vector<index_t> order;
-      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i) {
-        gibbs_row(c_.row(i), hb, s[i], inv_eps, cols(), v.data());
-        top_entries(v.data(), cols(), k, order, idx + i * k, val + i * k);
-      }
-    });
+  // out_j = exp(h_j + s - C_ij inv_eps) for one row i.
+  void gibbs_values(index_t i, const double* h, double s, double inv_eps, double* out) const {
+    gibbs_row(c_.row(i), h, s, inv_eps, cols(), out);
   }
 
  private:
@@ -278,36 +264,18 @@ class OnlineCost {
     log_ratio(y_, x_, ha, s, inv_eps, out, threads);  // every metric here is symmetric
   }
 
-  double transport_cost(const double* ha, const double* hb, double inv_eps, int threads) const {
-    std::vector<double> per_row(rows(), 0.0);
-    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
-      const index_t i0 = blk * kRowBlock, i1 = std::min(rows(), i0 + kRowBlock);
-      online_block<M, Reduce::Weighted>(x_, y_, i0, i1, p_, hb, ha + i0, inv_eps,
-                                        per_row.data() + i0);
-      for (index_t i = i0; i < i1; ++i)
-        if (ha[i] == kNegInf) per_row[i] = 0.0;
-    });
-    double total = 0.0;
-    for (double v : per_row) total += v;
-    return total;
+  void row_weighted_costs(index_t i0, index_t i1, const double* hb, const double* ha,
+                          double inv_eps, double* out) const {
+    online_block<M, Reduce::Weighted>(x_, y_, i0, i1, p_, hb, ha + i0, inv_eps, out);
   }
 
-  void row_top_entries(const double* hb, const double* s, double inv_eps, index_t k, index_t* idx,
-                       double* val, int threads) const {
-    parallel_for(n_blocks(rows(), kRowBlock), threads, [&](index_t blk) {
-      std::vector<double> v(cols());
-      std::vector<index_t> order;
-      T tile[kColBlock];
-      for (index_t i = blk * kRowBlock; i < std::min(rows(), (blk + 1) * kRowBlock); ++i) {
-        for (index_t j0 = 0; j0 < cols(); j0 += kColBlock) {
-          const index_t j1 = std::min(cols(), j0 + kColBlock);
-          cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
-          for (index_t j = j0; j < j1; ++j)
-            v[j] = exp_vec(hb[j] + s[i] - double(tile[j - j0]) * inv_eps);
-        }
-        top_entries(v.data(), cols(), k, order, idx + i * k, val + i * k);
-      }
-    });
+  void gibbs_values(index_t i, const double* h, double s, double inv_eps, double* out) const {
+    T tile[kColBlock];
+    for (index_t j0 = 0; j0 < cols(); j0 += kColBlock) {
+      const index_t j1 = std::min(cols(), j0 + kColBlock);
+      cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
+      gibbs_row(tile, h + j0, s, inv_eps, j1 - j0, out + j0);
+    }
   }
 
  private:
@@ -315,8 +283,7 @@ class OnlineCost {
   // tiles together so each tile of q stays in cache while the block uses it.
   void log_ratio(const PointsT<T>& p, const PointsT<T>& q, const double* h, const double* s,
                  double inv_eps, double* out, int threads) const {
-    parallel_for(n_blocks(p.n, kRowBlock), threads, [&](index_t blk) {
-      const index_t i0 = blk * kRowBlock, i1 = std::min(p.n, i0 + kRowBlock);
+    for_blocks(p.n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       double acc[kRowBlock];
       online_block<M, Reduce::Sum>(p, q, i0, i1, p_, h, s + i0, inv_eps, acc);
       for (index_t i = i0; i < i1; ++i)
@@ -365,8 +332,8 @@ class ScalingKernel {
     const double inv_eps = 1.0 / eps;
     std::vector<double> hb(m);
     for (index_t j = 0; j < m; ++j) hb[j] = beta_[j] * inv_eps;
-    parallel_for(n_blocks(n, kRowBlock), threads, [&](index_t blk) {
-      for (index_t i = blk * kRowBlock; i < std::min(n, (blk + 1) * kRowBlock); ++i)
+    for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i)
         gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m,
                   k_.data() + i * m);
     });
@@ -389,8 +356,8 @@ class ScalingKernel {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
     for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb_[j] + (g[j] - beta_[j]) * inv_eps);
-    parallel_for(n_blocks(n, kRowBlock), threads, [&](index_t blk) {
-      for (index_t i = blk * kRowBlock; i < std::min(n, (blk + 1) * kRowBlock); ++i) {
+    for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) {
         const double kv = row_dot(k_.data() + i * m, v_.data(), m);
         out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(kv);
       }
@@ -404,8 +371,8 @@ class ScalingKernel {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
     for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga_[i] + (f[i] - alpha_[i]) * inv_eps);
-    parallel_for(n_blocks(m, kColBlock), threads, [&](index_t blk) {
-      const index_t j0 = blk * kColBlock, len = std::min(m, j0 + kColBlock) - j0;
+    for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
+      const index_t len = j1 - j0;
       double acc[kColBlock] = {};
       for (index_t i = 0; i < n; ++i)
         if (u_[i] != 0.0) col_axpy(k_.data() + i * m + j0, u_[i], len, acc);
@@ -711,17 +678,31 @@ class LogDomain {
                     double* val, int threads) {
     const double inv = 1.0 / eps;
     for (index_t j = 0; j < w_.m; ++j) h_[j] = w_.logb[j] + g[j] * inv;
-    for (index_t i = 0; i < w_.n; ++i) s_[i] = f[i] * inv;
-    k_.row_top_entries(h_.data(), s_.data(), inv, k, idx, val, threads);
-    for (index_t i = 0; i < w_.n; ++i)
-      for (index_t t = 0; t < k; ++t) val[i * k + t] *= w_.a[i];
+    for_blocks(w_.n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+      std::vector<double> v(w_.m);
+      std::vector<index_t> order;
+      for (index_t i = i0; i < i1; ++i) {
+        k_.gibbs_values(i, h_.data(), f[i] * inv, inv, v.data());
+        top_entries(v.data(), w_.m, k, order, idx + i * k, val + i * k);
+        for (index_t t = 0; t < k; ++t) val[i * k + t] *= w_.a[i];
+      }
+    });
   }
+
+  // <P, C>, reduced over rows in a fixed order.
   double transport_cost(const double* f, const double* g, double eps, int threads) {
     const double inv = 1.0 / eps;
-    std::vector<double> ha(w_.n), hb(w_.m);
+    std::vector<double> ha(w_.n), hb(w_.m), per_row(w_.n);
     for (index_t i = 0; i < w_.n; ++i) ha[i] = w_.loga[i] + f[i] * inv;
     for (index_t j = 0; j < w_.m; ++j) hb[j] = w_.logb[j] + g[j] * inv;
-    return k_.transport_cost(ha.data(), hb.data(), inv, threads);
+    for_blocks(w_.n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+      k_.row_weighted_costs(i0, i1, hb.data(), ha.data(), inv, per_row.data() + i0);
+      for (index_t i = i0; i < i1; ++i)
+        if (ha[i] == kNegInf) per_row[i] = 0.0;  // zero weight: no mass in this row
+    });
+    double total = 0.0;
+    for (double v : per_row) total += v;
+    return total;
   }
 
  private:

@@ -6,6 +6,7 @@
 // normalised beforehand (a zero row stays zero: distance 1 to everything, never NaN).
 #pragma once
 #include <cmath>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 

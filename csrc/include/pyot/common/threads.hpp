@@ -62,4 +62,11 @@ void parallel_for(index_t n, int threads, Body&& body) {
 // Number of fixed-size blocks covering n items: block boundaries never depend on threads.
 inline index_t n_blocks(index_t n, index_t block) { return (n + block - 1) / block; }
 
+// Runs body(i0, i1) over the fixed blocks [i0, i1) of size `block` covering [0, n).
+template <class Body>
+void for_blocks(index_t n, index_t block, int threads, Body&& body) {
+  parallel_for(n_blocks(n, block), threads,
+               [&](index_t b) { body(b * block, std::min(n, (b + 1) * block)); });
+}
+
 }  // namespace pyot
