@@ -351,16 +351,15 @@ def unbalanced_sinkhorn(
 def _self_transport(
     x: np.ndarray, a: np.ndarray, metric: str, p: float, eps: float, tol: float,
     max_iter: int, threads: int,
-) -> tuple[float, bool, tuple]:
-    """Objective of OT_eps(a, a) by the symmetric update (ALGORITHMS 2.6)."""
+) -> tuple[np.ndarray, ...]:
+    """OT_eps(a, a) by the symmetric update (ALGORITHMS 2.6): the core's (status, n_iter,
+    marginal_error, value, objective) arrays."""
     h = np.zeros(len(x))
     options = dict(eps=eps, tol=tol, max_iter=max_iter, threads=threads)
     if len(x) ** 2 <= _DENSE_LIMIT:
         cost = PointCloud._trusted(x, x, metric, p).dense()
-        out = _core.sinkhorn_symmetric_dense(cost, a, h, **options)
-    else:
-        out = _core.sinkhorn_symmetric_online(x, METRICS[metric], p, a, h, **options)
-    return out
+        return _core.sinkhorn_symmetric_dense(cost, a, h, **options)
+    return _core.sinkhorn_symmetric_online(x, METRICS[metric], p, a, h, **options)
 
 
 def sinkhorn_divergence(
