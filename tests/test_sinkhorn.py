@@ -1582,3 +1582,31 @@ def test_point_cloud_result_repr_does_not_materialise_plan(memory_run):
     """Printing the result must not build the lazy n x m plan."""
     assert memory_run["repr_growth"] < LIMIT_BYTES, memory_run
     assert memory_run["repr_len"] < 100_000
+
+
+class TestNewton:
+    """Sinkhorn-Newton-Sparse (method="auto"): the same solution in far fewer iterations."""
+
+    def test_clustered_small_eps(self, rng):
+        t = rng.uniform(0, np.pi, 120)
+        x = np.c_[np.cos(t), np.sin(t)] + 0.05 * rng.standard_normal((120, 2))
+        y = np.c_[1 - np.cos(t), 0.5 - np.sin(t)] + 0.05 * rng.standard_normal((120, 2))
+        cost = cdist(x, y, "sqeuclidean")
+        auto = pyot.sinkhorn(cost, eps=1e-3, tol=1e-7, max_iter=100_000)
+        plain = pyot.sinkhorn(cost, eps=1e-3, tol=1e-7, max_iter=100_000, method="log")
+        assert auto.converged
+        assert plain.converged
+        assert auto.n_iter * 5 < plain.n_iter
+        np.testing.assert_allclose(auto.plan, plain.plan, atol=1e-7)
+        assert auto.objective == pytest.approx(plain.objective, rel=1e-8)
+
+    def test_reaches_tolerances_plain_sinkhorn_cannot(self, rng):
+        # Near-permutation plans: plain Sinkhorn stalls far from tol (POT too); Newton converges.
+        x, y = rng.standard_normal((12, 2)), rng.standard_normal((12, 2))
+        cost = cdist(x, y, "sqeuclidean")
+        cost /= cost.max()
+        res = pyot.sinkhorn(cost, eps=1e-3, tol=1e-12, max_iter=2000)
+        assert res.converged
+        plan = res.plan
+        err = np.abs(plan.sum(1) - 1 / 12).sum() + np.abs(plan.sum(0) - 1 / 12).sum()
+        assert err <= 1e-11
