@@ -144,8 +144,9 @@ inline void top_entries(const double* v, index_t len, index_t k, std::vector<ind
                         index_t* idx, double* val) {
   order.resize(len);
   for (index_t j = 0; j < len; ++j) order[j] = j;
-  std::nth_element(order.begin(), order.begin() + (k - 1), order.end(),
-                   [v](index_t x, index_t y) { return v[x] > v[y] || (v[x] == v[y] && x < y); });
+  const auto larger = [v](index_t x, index_t y) { return v[x] > v[y] || (v[x] == v[y] && x < y); };
+  std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), larger);
+  std::sort(order.begin(), order.begin() + k, larger);  // largest first: prefixes are top-k'
   for (index_t t = 0; t < k; ++t) {
     idx[t] = order[t];
     val[t] = v[order[t]];
@@ -444,6 +445,7 @@ struct Options {
   double tau_b = kInf;
   double cost_range = 0.0;     // max C - min C (or a bound): decides the domain per stage
   double scaling_limit = 0.0;  // auto uses the scaling domain while cost_range / eps <= this
+  bool scaling_warm_stages = false;  // ... and on every annealing stage after the first
   int threads = 0;
 };
 
@@ -475,12 +477,12 @@ constexpr double absorb_limit() {
 // predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row. The line
 // search makes Newton safe from any start; measured on uniform clouds at eps = 1e-3, starting
 // at err <= 1 takes 22 iterations where starting at 1e-2 takes 616. Newton needs the kept
-// entries to carry 99.9% of the mass (90% crawls on clustered data), k grows up to kNewtonMaxK.
+// entries to carry 99% of the mass (90% crawls on clustered data), k grows up to kNewtonMaxK.
 constexpr double kNewtonStart = 1e0;
 constexpr double kNewtonMinGain = 20.0;
 constexpr index_t kNewtonK = 16;
 constexpr index_t kNewtonMaxK = 128;
-constexpr double kNewtonCoverage = 0.999;
+constexpr double kNewtonCoverage = 0.99;
 constexpr index_t kNewtonCgIter = 300;
 
 namespace detail {
@@ -736,7 +738,7 @@ class Driver {
       reached_last = s + 1 == schedule.size();
       const index_t cap =
           reached_last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + kStageMaxIter);
-      run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, kStageTol), cap);
+      run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, kStageTol), cap, s > 0);
       ++res_.stages;
       if (res_.status == Status::NotFinite || res_.n_iter >= o_.max_iter) break;
     }
@@ -766,10 +768,15 @@ class Driver {
     return eps;
   }
 
-  bool scaling_for(double eps) const {
+  // Auto uses the scaling domain where exp(-C / eps) is representable from a cold start, and in
+  // float64 on every later annealing stage too: its kernel is then built at the previous
+  // stage's potentials, where the entries that matter are O(1) (rows that still underflow are
+  // answered by the exact log-domain kernel).
+  bool scaling_for(double eps, bool warm) const {
     if (scaling_ == nullptr) return false;
     if (o_.method == Method::Scaling) return true;
-    return o_.method == Method::Auto && o_.cost_range <= o_.scaling_limit * eps;
+    if (o_.method != Method::Auto) return false;
+    return o_.cost_range <= o_.scaling_limit * eps || (warm && o_.scaling_warm_stages);
   }
 
   void row_ratio(double* out) {
@@ -785,9 +792,9 @@ class Driver {
       logdom_.col_log_ratio(f_, g_, eps_, out, threads_);
   }
 
-  void run_stage(double eps, double tol, index_t cap) {
+  void run_stage(double eps, double tol, index_t cap, bool warm) {
     eps_ = eps;
-    on_scaling_ = scaling_for(eps);
+    on_scaling_ = scaling_for(eps, warm);
     if (on_scaling_ && !scaling_->ready_for(eps)) scaling_->rebuild(f_, g_, eps, threads_);
     const double ka = o_.tau_a == kInf ? 1.0 : o_.tau_a / (o_.tau_a + eps);
     const double kb = o_.tau_b == kInf ? 1.0 : o_.tau_b / (o_.tau_b + eps);
@@ -816,8 +823,8 @@ class Driver {
       if (newton_ok && est <= newton_below && newton_pays(history, tol)) {
         if (newton(eps, tol, sinkhorn_rate(history))) return;
         // The plan is not sparse enough yet, or the line search failed: Sinkhorn goes on from
-        // the current iterate and Newton is tried again once the error is 10x smaller.
-        newton_below = 0.1 * std::min(est, row_err_);
+        // the current iterate and Newton is tried again once the error is 100x smaller.
+        newton_below = 1e-2 * std::min(est, row_err_);
         continue;
       }
       double w = relax.observe(est);
@@ -843,10 +850,38 @@ class Driver {
     const double rate = std::pow(history.back() / history[history.size() - 1 - kSpan], 1.0 / kSpan);
     return std::isfinite(rate) ? std::min(rate, 1.0) : 1.0;
   }
-  static bool newton_pays(const std::vector<double>& history, double tol) {
+  // A Newton step costs a few exp passes: about two log-domain iterations, but ten or more
+  // scaling-domain ones while the kernel fits in cache.
+  bool newton_pays(const std::vector<double>& history, double tol) const {
     if (history.size() <= 5) return false;
     const double rate = sinkhorn_rate(history);
-    return !(rate < 1.0) || std::log(tol / history.back()) / std::log(rate) > kNewtonMinGain;
+    const double gain = on_scaling_ ? 10.0 * kNewtonMinGain : kNewtonMinGain;
+    if (!(rate < 1.0)) return history.size() > 50;  // stalled, not merely starting
+    return std::log(tol / history.back()) / std::log(rate) > gain;
+  }
+
+  // The plan cut to its k largest entries per row, k the smallest of kNewtonK, 2 kNewtonK, ...,
+  // kNewtonMaxK whose entries carry `needed` mass (one pass over the plan); 0 when none does.
+  index_t sparse_plan(double eps, double needed, std::vector<index_t>& idx,
+                      std::vector<double>& val) {
+    const index_t kmax = std::min(m_, kNewtonMaxK);
+    idx.resize(n_ * kmax);
+    val.resize(n_ * kmax);
+    logdom_.row_top_plan(f_, g_, eps, kmax, idx.data(), val.data(), threads_);
+    for (index_t k = std::min(m_, kNewtonK);; k = std::min(kmax, 2 * k)) {
+      double kept = 0.0;
+      for (index_t i = 0; i < n_; ++i)
+        for (index_t t = 0; t < k; ++t) kept += val[i * kmax + t];
+      if (kept >= needed) {
+        for (index_t i = 0; i < n_; ++i)  // compact rows to k entries (rows sorted largest first)
+          for (index_t t = 0; t < k; ++t) {
+            idx[i * k + t] = idx[i * kmax + t];
+            val[i * k + t] = val[i * kmax + t];
+          }
+        return k;
+      }
+      if (k == kmax) return 0;
+    }
   }
 
   // Sinkhorn-Newton-Sparse (ALGORITHMS 2.5): Newton ascent on the dual with the Hessian's plan
@@ -854,7 +889,7 @@ class Driver {
   // Returns true when the stage is over (converged or out of iterations) and false when the
   // line search fails (Sinkhorn then continues). r_ is current at (f, g) on entry and exit.
   bool newton(double eps, double tol, double sinkhorn_rate) {
-    index_t k = kNewtonK;
+    index_t k = 0;
     // A Newton step costs about two Sinkhorn iterations: it must beat their progress.
     const double worth = sinkhorn_rate * sinkhorn_rate;
     double last_err = kInf;
@@ -891,15 +926,8 @@ class Driver {
       // (small eps): k grows until they do, else Sinkhorn is the better method for now.
       double mass = 0.0;
       for (double v : rs) mass += v;
-      for (k = std::min(m_, k);; k = std::min(m_, 2 * k)) {
-        idx.resize(n_ * k);
-        val.resize(n_ * k);
-        logdom_.row_top_plan(f_, g_, eps, k, idx.data(), val.data(), threads_);
-        double kept = 0.0;
-        for (double v : val) kept += v;
-        if (kept >= kNewtonCoverage * mass) break;
-        if (k >= std::min(m_, kNewtonMaxK)) return false;
-      }
+      k = sparse_plan(eps, kNewtonCoverage * mass, idx, val);
+      if (k == 0) return false;
       detail::SparseHessian(n_, m_, k, idx.data(), val.data())
           .solve(rhs.data(), d.data(), 1e-3, kNewtonCgIter);
       double slope = 0.0;  // directional derivative of the dual along d
@@ -990,9 +1018,13 @@ Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f,
                    Options o) {
   const DenseCost<T> cost(c);
   o.scaling_limit = scaling_range_limit<T>();
-  const double first_eps = o.eps_scaling > 0.0 ? std::max(o.eps, o.eps_start) : o.eps;
-  const bool may_scale = o.method == Method::Scaling ||
-                         (o.method == Method::Auto && o.cost_range <= o.scaling_limit * first_eps);
+  o.scaling_warm_stages = sizeof(T) == 8;  // a float32 kernel would cap the accuracy near 1e-7
+  const bool annealing = o.eps_scaling > 0.0 && o.eps_start > o.eps;
+  const double first_eps = annealing ? o.eps_start : o.eps;
+  const bool may_scale =
+      o.method == Method::Scaling ||
+      (o.method == Method::Auto &&
+       (o.cost_range <= o.scaling_limit * first_eps || (annealing && o.scaling_warm_stages)));
   if (!may_scale) return solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o);
   const detail::Weights w(a, b, c.rows, c.cols);
   ScalingKernel<T> scaling(cost, w.loga.data(), w.logb.data(), absorb_limit<T>());
