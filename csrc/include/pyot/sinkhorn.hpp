@@ -422,7 +422,7 @@ class ScalingKernel {
   double absorb_;
   double eps_ = 0.0;
   index_t rebuilds_ = 0;
-  std::vector<T> k_;
+  std::vector<double> k_;  // double even for float32 costs: no accuracy floor near 1e-7
   std::vector<double> alpha_, beta_, u_, v_, hs_;
 };
 
@@ -444,8 +444,7 @@ struct Options {
   double tau_a = kInf;       // KL marginal penalties; inf = hard constraint (balanced)
   double tau_b = kInf;
   double cost_range = 0.0;     // max C - min C (or a bound): decides the domain per stage
-  double scaling_limit = 0.0;  // auto uses the scaling domain while cost_range / eps <= this
-  bool scaling_warm_stages = false;  // ... and on every annealing stage after the first
+  double scaling_limit = 0.0;  // auto's scaling domain: cold stages with cost_range / eps <= this
   int threads = 0;
 };
 
@@ -464,15 +463,10 @@ struct Result {
 // uniform clouds: tighter or longer stages do not shorten the final stage).
 constexpr double kStageTol = 1e-1;
 constexpr index_t kStageMaxIter = 10;
-// Auto picks the scaling domain while range(C) / eps keeps exp(-C / eps) representable.
-template <class T>
-constexpr double scaling_range_limit() {
-  return sizeof(T) == 4 ? 50.0 : 500.0;
-}
-template <class T>
-constexpr double absorb_limit() {
-  return sizeof(T) == 4 ? 25.0 : 200.0;
-}
+// Auto picks the scaling domain while range(C) / eps keeps exp(-C / eps) representable in the
+// double-precision kernel from a cold start; potentials are absorbed past kAbsorbLimit.
+constexpr double kScalingRangeLimit = 500.0;
+constexpr double kAbsorbLimit = 200.0;
 // Sinkhorn-Newton-Sparse: entered once the error is below kNewtonStart and the observed rate
 // predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row. The line
 // search makes Newton safe from any start; measured on uniform clouds at eps = 1e-3, starting
@@ -768,15 +762,15 @@ class Driver {
     return eps;
   }
 
-  // Auto uses the scaling domain where exp(-C / eps) is representable from a cold start, and in
-  // float64 on every later annealing stage too: its kernel is then built at the previous
+  // Auto uses the scaling domain where exp(-C / eps) is representable from a cold start, and on
+  // every later annealing stage too: its kernel is then built at the previous
   // stage's potentials, where the entries that matter are O(1) (rows that still underflow are
   // answered by the exact log-domain kernel).
   bool scaling_for(double eps, bool warm) const {
     if (scaling_ == nullptr) return false;
     if (o_.method == Method::Scaling) return true;
     if (o_.method != Method::Auto) return false;
-    return o_.cost_range <= o_.scaling_limit * eps || (warm && o_.scaling_warm_stages);
+    return warm || o_.cost_range <= o_.scaling_limit * eps;
   }
 
   void row_ratio(double* out) {
@@ -1017,17 +1011,16 @@ template <class T>
 Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f, double* g,
                    Options o) {
   const DenseCost<T> cost(c);
-  o.scaling_limit = scaling_range_limit<T>();
-  o.scaling_warm_stages = sizeof(T) == 8;  // a float32 kernel would cap the accuracy near 1e-7
+  o.scaling_limit = kScalingRangeLimit;
   const bool annealing = o.eps_scaling > 0.0 && o.eps_start > o.eps;
   const double first_eps = annealing ? o.eps_start : o.eps;
   const bool may_scale =
       o.method == Method::Scaling ||
       (o.method == Method::Auto &&
-       (o.cost_range <= o.scaling_limit * first_eps || (annealing && o.scaling_warm_stages)));
+       (annealing || o.cost_range <= o.scaling_limit * first_eps));
   if (!may_scale) return solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o);
   const detail::Weights w(a, b, c.rows, c.cols);
-  ScalingKernel<T> scaling(cost, w.loga.data(), w.logb.data(), absorb_limit<T>());
+  ScalingKernel<T> scaling(cost, w.loga.data(), w.logb.data(), kAbsorbLimit);
   return solve(cost, &scaling, a, b, f, g, o);
 }
 
