@@ -469,38 +469,11 @@ class TestWarmStart:
     @pytest.mark.parametrize("eps_scaling", [None, False])
     def test_warm_start_on_perturbed_problem(self, rng, eps_scaling, method):
         cost, a, b = problem(rng, 40, 30)
-        first = pyot.sinkhorn(
-            cost,
-            a,
-            b,
-            eps=0.005,
-            tol=1e-8,
-            eps_scaling=eps_scaling,
-            max_iter=100_000,
-            method=method,
-        )
+        options = dict(eps=0.005, tol=1e-8, eps_scaling=eps_scaling, max_iter=100_000)
+        first = pyot.sinkhorn(cost, a, b, method=method, **options)
         cost2 = cost + 0.05 * 0.005 * rng.random(cost.shape)  # a perturbation << eps
-        cold = pyot.sinkhorn(
-            cost2,
-            a,
-            b,
-            eps=0.005,
-            tol=1e-8,
-            eps_scaling=eps_scaling,
-            max_iter=100_000,
-            method=method,
-        )
-        warm = pyot.sinkhorn(
-            cost2,
-            a,
-            b,
-            eps=0.005,
-            tol=1e-8,
-            eps_scaling=eps_scaling,
-            max_iter=100_000,
-            method=method,
-            init=(first.f, first.g),
-        )
+        cold = pyot.sinkhorn(cost2, a, b, method=method, **options)
+        warm = pyot.sinkhorn(cost2, a, b, method=method, init=(first.f, first.g), **options)
         assert cold.converged
         assert warm.converged
         if method == "log":  # plain Sinkhorn needs many iterations here (Newton does not)
