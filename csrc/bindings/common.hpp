@@ -42,10 +42,10 @@ MatrixView<T> matrix(const carray<T>& arr, const char* name) {
 }
 
 // Registers fn<float> and fn<double> under one name: Python picks by the array dtype.
-#define PYOT_DEF_FLOATING(m, name, fn, ...)   \
-  do {                                        \
-    (m).def(name, &fn<float>, __VA_ARGS__);   \
-    (m).def(name, &fn<double>, __VA_ARGS__);  \
+#define PYOT_DEF_FLOATING(m, name, fn, ...)  \
+  do {                                       \
+    (m).def(name, &fn<float>, __VA_ARGS__);  \
+    (m).def(name, &fn<double>, __VA_ARGS__); \
   } while (0)
 
 }  // namespace pyot::bind

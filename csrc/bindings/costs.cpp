@@ -1,8 +1,9 @@
 // Dense cost matrices from point clouds, evaluated by the same tile code as online costs.
+#include "pyot/common/costs.hpp"
+
 #include <algorithm>
 
 #include "common.hpp"
-#include "pyot/common/costs.hpp"
 #include "pyot/common/threads.hpp"
 
 namespace {

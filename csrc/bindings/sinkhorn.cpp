@@ -1,4 +1,6 @@
 // Bindings of the entropic family: dense (batched), online and symmetric Sinkhorn solves.
+#include "pyot/sinkhorn.hpp"
+
 #include <pybind11/stl.h>
 
 #include <algorithm>
@@ -6,7 +8,6 @@
 #include <tuple>
 
 #include "common.hpp"
-#include "pyot/sinkhorn.hpp"
 
 namespace {
 
@@ -15,11 +16,11 @@ using namespace pyot::bind;
 namespace sk = pyot::sinkhorn;
 
 // (status, n_iter, marginal_error, value, objective), each of shape (B,).
-using BatchOut = std::tuple<carray<int>, carray<index_t>, carray<double>, carray<double>,
-                            carray<double>>;
+using BatchOut =
+    std::tuple<carray<int>, carray<index_t>, carray<double>, carray<double>, carray<double>>;
 
-sk::Options make_options(double eps, double tol, index_t max_iter, double eps_scaling,
-                         int method, bool overrelax, double tau_a, double tau_b, int threads) {
+sk::Options make_options(double eps, double tol, index_t max_iter, double eps_scaling, int method,
+                         bool overrelax, double tau_a, double tau_b, int threads) {
   require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
   require(tol >= 0.0, "tol must be non-negative");
   require(max_iter >= 0, "max_iter must be non-negative");
@@ -70,8 +71,9 @@ void for_each_problem(index_t batch, int threads, Solve&& solve) {
 template <class T>
 BatchOut sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const carray<double>& b,
                         carray<double>& f, carray<double>& g, const carray<double>& cost_range,
-                        const carray<double>& eps_start, double eps, double tol, index_t max_iter, double eps_scaling, int method,
-                        bool overrelax, double tau_a, double tau_b, int threads) {
+                        const carray<double>& eps_start, double eps, double tol, index_t max_iter,
+                        double eps_scaling, int method, bool overrelax, double tau_a, double tau_b,
+                        int threads) {
   require_ndim(cost, 3, "cost");
   const index_t batch = cost.shape(0), n = cost.shape(1), m = cost.shape(2);
   require_shape(a, {batch, n}, "a");
@@ -94,8 +96,8 @@ BatchOut sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const ca
       o.cost_range = cost_range.data()[k];
       o.eps_start = eps_start.data()[k];
       const MatrixView<T> ck(c + k * n * m, n, m);
-      out.store(k, sk::solve_dense(ck, a.data() + k * n, b.data() + k * m, fp + k * n,
-                                   gp + k * m, o));
+      out.store(k,
+                sk::solve_dense(ck, a.data() + k * n, b.data() + k * m, fp + k * n, gp + k * m, o));
     });
   }
   return out.out();
@@ -105,9 +107,8 @@ template <class T>
 BatchOut sinkhorn_online(const carray<T>& x, const carray<T>& y, int metric, double p,
                          const carray<double>& a, const carray<double>& b, carray<double>& f,
                          carray<double>& g, double cost_range, double eps_start, double eps,
-                         double tol,
-                         index_t max_iter, double eps_scaling, bool overrelax, double tau_a,
-                         double tau_b, int threads) {
+                         double tol, index_t max_iter, double eps_scaling, bool overrelax,
+                         double tau_a, double tau_b, int threads) {
   const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
   require(xv.cols == yv.cols, "x and y must have the same number of columns");
   require_shape(a, {xv.rows}, "a");
@@ -115,8 +116,8 @@ BatchOut sinkhorn_online(const carray<T>& x, const carray<T>& y, int metric, dou
   require_shape(f, {xv.rows}, "f");
   require_shape(g, {yv.rows}, "g");
   require(metric >= 0 && metric <= 4, "unknown metric");
-  sk::Options o = make_options(eps, tol, max_iter, eps_scaling, 1, overrelax, tau_a, tau_b,
-                               threads);
+  sk::Options o =
+      make_options(eps, tol, max_iter, eps_scaling, 1, overrelax, tau_a, tau_b, threads);
   o.cost_range = cost_range;
   o.eps_start = eps_start;
   BatchBuffers out(1);
@@ -124,22 +125,21 @@ BatchOut sinkhorn_online(const carray<T>& x, const carray<T>& y, int metric, dou
   double* gp = g.mutable_data();
   {
     py::gil_scoped_release release;
-    out.store(0, sk::solve_online(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(),
-                                  fp, gp, o));
+    out.store(
+        0, sk::solve_online(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(), fp, gp, o));
   }
   return out.out();
 }
 
 template <class T>
-BatchOut sinkhorn_symmetric_dense(const carray<T>& cost, const carray<double>& a,
-                                  carray<double>& h, double eps, double tol, index_t max_iter,
-                                  int threads) {
+BatchOut sinkhorn_symmetric_dense(const carray<T>& cost, const carray<double>& a, carray<double>& h,
+                                  double eps, double tol, index_t max_iter, int threads) {
   const MatrixView<T> cv = matrix(cost, "cost");
   require(cv.rows == cv.cols, "a self-transport cost must be square");
   require_shape(a, {cv.rows}, "a");
   require_shape(h, {cv.rows}, "h");
-  const sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf,
-                                     threads);
+  const sk::Options o =
+      make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
   BatchBuffers out(1);
   double* hp = h.mutable_data();
   {
@@ -157,8 +157,8 @@ BatchOut sinkhorn_symmetric_online(const carray<T>& x, int metric, double p,
   require_shape(a, {xv.rows}, "a");
   require_shape(h, {xv.rows}, "h");
   require(metric >= 0 && metric <= 4, "unknown metric");
-  const sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf,
-                                     threads);
+  const sk::Options o =
+      make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
   BatchBuffers out(1);
   double* hp = h.mutable_data();
   {
@@ -174,24 +174,22 @@ void bind_sinkhorn(py::module_& m) {
   PYOT_DEF_FLOATING(m, "sinkhorn_dense", sinkhorn_dense, py::arg("cost").noconvert(),
                     py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
                     py::arg("g").noconvert(), py::arg("cost_range").noconvert(),
-                    py::arg("eps_start").noconvert(), py::kw_only(),
-                    py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"),
-                    py::arg("method"), py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"),
-                    py::arg("threads"),
+                    py::arg("eps_start").noconvert(), py::kw_only(), py::arg("eps"), py::arg("tol"),
+                    py::arg("max_iter"), py::arg("eps_scaling"), py::arg("method"),
+                    py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"), py::arg("threads"),
                     "Batched dense Sinkhorn; f and g are updated in place. Returns (status, "
                     "n_iter, marginal_error, value, objective), each of shape (B,).");
-  PYOT_DEF_FLOATING(m, "sinkhorn_online", sinkhorn_online, py::arg("x").noconvert(),
-                    py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
-                    py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
-                    py::arg("g").noconvert(), py::kw_only(), py::arg("cost_range"),
-                    py::arg("eps_start"), py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"),
-                    py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"), py::arg("threads"),
-                    "Sinkhorn between point clouds with the cost evaluated on the fly.");
+  PYOT_DEF_FLOATING(
+      m, "sinkhorn_online", sinkhorn_online, py::arg("x").noconvert(), py::arg("y").noconvert(),
+      py::arg("metric"), py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),
+      py::arg("f").noconvert(), py::arg("g").noconvert(), py::kw_only(), py::arg("cost_range"),
+      py::arg("eps_start"), py::arg("eps"), py::arg("tol"), py::arg("max_iter"),
+      py::arg("eps_scaling"), py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"),
+      py::arg("threads"), "Sinkhorn between point clouds with the cost evaluated on the fly.");
   PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_dense", sinkhorn_symmetric_dense,
-                    py::arg("cost").noconvert(), py::arg("a").noconvert(),
-                    py::arg("h").noconvert(), py::kw_only(), py::arg("eps"), py::arg("tol"),
-                    py::arg("max_iter"), py::arg("threads"),
-                    "Symmetric self-transport potential h (debiasing term).");
+                    py::arg("cost").noconvert(), py::arg("a").noconvert(), py::arg("h").noconvert(),
+                    py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"),
+                    py::arg("threads"), "Symmetric self-transport potential h (debiasing term).");
   PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_online", sinkhorn_symmetric_online,
                     py::arg("x").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("a").noconvert(), py::arg("h").noconvert(), py::kw_only(),

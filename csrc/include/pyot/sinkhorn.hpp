@@ -35,14 +35,26 @@ constexpr index_t kColBlock = 256;  // columns per task / per cost tile
 // SIMD inner loops. Each is a multiversioned template (AVX-512 / AVX2+FMA / baseline clones
 // picked at load time); the hot exp is inlined into every clone.
 
+namespace detail {
+// sum_j exp(h_j + s - c_j inv_eps), times c_j when Weighted; inlined into every clone below.
+template <bool Weighted, class T>
+PYOT_ALWAYS_INLINE double exp_sum(const T* c, const double* h, double s, double inv_eps,
+                                  index_t len) {
+  double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+  for (index_t j = 0; j < len; ++j) {
+    const double cj = double(c[j]), e = exp_vec(h[j] + s - cj * inv_eps);
+    acc += Weighted ? e * cj : e;
+  }
+  return acc;
+}
+}  // namespace detail
+
 // sum_j exp(h_j + s - c_j inv_eps) over one row.
 template <class T>
 PYOT_MULTIVERSION double row_exp_sum(const T* c, const double* h, double s, double inv_eps,
                                      index_t len) {
-  double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-  for (index_t j = 0; j < len; ++j) acc += exp_vec(h[j] + s - double(c[j]) * inv_eps);
-  return acc;
+  return detail::exp_sum<false>(c, h, s, inv_eps, len);
 }
 
 // acc_j += exp(h + s_j - c_j inv_eps): one row streamed into column accumulators.
@@ -57,13 +69,7 @@ PYOT_MULTIVERSION void col_exp_accumulate(const T* c, const double* s, double h,
 template <class T>
 PYOT_MULTIVERSION double row_weighted_cost(const T* c, const double* h, double s, double inv_eps,
                                            index_t len) {
-  double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-  for (index_t j = 0; j < len; ++j) {
-    const double cj = double(c[j]);
-    acc += exp_vec(h[j] + s - cj * inv_eps) * cj;
-  }
-  return acc;
+  return detail::exp_sum<true>(c, h, s, inv_eps, len);
 }
 
 // mx_j = max(mx_j, h + s_j - c_j inv_eps): the column maxima of the exact fallback.
@@ -93,16 +99,16 @@ PYOT_MULTIVERSION void col_axpy(const T* k, double u, index_t len, double* acc) 
 
 // out_j = exp(h_j + s - c_j inv_eps) (Gibbs kernel rows, plan entries).
 template <class T, class U>
-PYOT_MULTIVERSION void gibbs_row(const T* c, const double* h, double s, double inv_eps,
-                                 index_t len, U* out) {
+PYOT_MULTIVERSION void gibbs_row(const T* c, const double* h, double s, double inv_eps, index_t len,
+                                 U* out) {
 #pragma omp simd
   for (index_t j = 0; j < len; ++j) out[j] = U(exp_vec(h[j] + s - double(c[j]) * inv_eps));
 }
 
-// Online costs: for rows [i0, i1) of p and v_ij = h_j + s[i - i0] - c(p_i, q_j) inv_eps, acc[i - i0] is
-// sum_j exp(v_ij) (Reduce::Sum), sum_j exp(v_ij) c_ij (Reduce::Weighted, the rows' shares of
-// <P, C>) or max_j v_ij (Reduce::Max, for the exact fallback). Column tiles of q are swept once
-// for the whole block, so each tile stays in cache while the block uses it.
+// Online costs: for rows [i0, i1) of p and v_ij = h_j + s[i - i0] - c(p_i, q_j) inv_eps,
+// acc[i - i0] is sum_j exp(v_ij) (Reduce::Sum), sum_j exp(v_ij) c_ij (Reduce::Weighted, the rows'
+// shares of <P, C>) or max_j v_ij (Reduce::Max, for the exact fallback). Column tiles of q are
+// swept once for the whole block, so each tile stays in cache while the block uses it.
 enum class Reduce { Sum, Weighted, Max };
 
 template <Metric M, Reduce R, class T>
@@ -117,24 +123,17 @@ PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, in
     for (index_t i = i0; i < i1; ++i) {
       cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
       const double si = s[i - i0];
-      double r = acc[i - i0];
-      if constexpr (R == Reduce::Weighted) {
-#pragma omp simd reduction(+ : r)
-        for (index_t t = 0; t < len; ++t) {
-          const double c = double(tile[t]);
-          r += exp_vec(hj[t] + si - c * inv_eps) * c;
-        }
-      } else if constexpr (R == Reduce::Sum) {
-#pragma omp simd reduction(+ : r)
-        for (index_t t = 0; t < len; ++t) r += exp_vec(hj[t] + si - double(tile[t]) * inv_eps);
-      } else {
+      if constexpr (R == Reduce::Max) {
+        double r = acc[i - i0];
 #pragma omp simd reduction(max : r)
         for (index_t t = 0; t < len; ++t) {
           const double v = hj[t] + si - double(tile[t]) * inv_eps;
           r = v > r ? v : r;
         }
+        acc[i - i0] = r;
+      } else {
+        acc[i - i0] += detail::exp_sum<R == Reduce::Weighted>(tile, hj, si, inv_eps, len);
       }
-      acc[i - i0] = r;
     }
   }
 }
@@ -155,9 +154,9 @@ inline void top_entries(const double* v, index_t len, index_t k, std::vector<ind
 
 // log sum_j exp(h_j + s - c_j * inv_eps), exact: max-shifted, `scratch` holds len doubles.
 template <class T>
-double row_lse_exact(const T* c, index_t stride, const double* h, double s, double inv_eps,
-                     index_t len, double* scratch) {
-  for (index_t j = 0; j < len; ++j) scratch[j] = h[j] + s - double(c[j * stride]) * inv_eps;
+double row_lse_exact(const T* c, const double* h, double s, double inv_eps, index_t len,
+                     double* scratch) {
+  for (index_t j = 0; j < len; ++j) scratch[j] = h[j] + s - double(c[j]) * inv_eps;
   return lse_two_pass(scratch, len);
 }
 
@@ -183,7 +182,7 @@ class DenseCost {
           out[i] = std::log(sum);
         } else {
           scratch.resize(m);
-          out[i] = row_lse_exact(c_.row(i), 1, hb, s[i], inv_eps, m, scratch.data());
+          out[i] = row_lse_exact(c_.row(i), hb, s[i], inv_eps, m, scratch.data());
         }
       }
     });
@@ -294,8 +293,8 @@ class OnlineCost {
   }
 
   // The exact log-sum-exp of one row: its maximum first, then the sum shifted by it.
-  double exact_row(const PointsT<T>& p, const PointsT<T>& q, index_t i, const double* h,
-                   double s, double inv_eps) const {
+  double exact_row(const PointsT<T>& p, const PointsT<T>& q, index_t i, const double* h, double s,
+                   double inv_eps) const {
     double mx;
     online_block<M, Reduce::Max>(p, q, i, i + 1, p_, h, &s, inv_eps, &mx);
     if (mx == kNegInf) return kNegInf;
@@ -314,15 +313,19 @@ class OnlineCost {
 // C_ij) / eps) is stored once; a half-step is then a matrix-vector product (memory bound, no
 // exp). Potentials stay the interface: u = exp((f - alpha) / eps), v = exp((g - beta) / eps).
 // When |f - alpha| or |g - beta| exceeds `absorb` * eps the potentials are absorbed into K.
-// Rows whose product under- or overflows are answered by the exact log-domain kernel.
+// A half-step whose products under- or overflow returns false: the caller redoes it exactly in
+// the log domain.
 template <class T>
 class ScalingKernel {
  public:
-  ScalingKernel(const DenseCost<T>& cost, const double* loga, const double* logb, double absorb)
-      : cost_(cost), loga_(loga), logb_(logb), absorb_(absorb),
+  ScalingKernel(const DenseCost<T>& cost, double absorb)
+      : cost_(cost),
+        absorb_(absorb),
         k_(std::size_t(cost.rows()) * std::size_t(cost.cols())),
-        alpha_(cost.rows(), 0.0), beta_(cost.cols(), 0.0), u_(cost.rows()), v_(cost.cols()),
-        hs_(std::max(cost.rows(), cost.cols())) {}
+        alpha_(cost.rows(), 0.0),
+        beta_(cost.cols(), 0.0),
+        u_(cost.rows()),
+        v_(cost.cols()) {}
 
   // Rebuilds K at the given potentials (nm exp): on a new eps and on absorption.
   void rebuild(const double* f, const double* g, double eps, int threads) {
@@ -338,10 +341,8 @@ class ScalingKernel {
         gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m,
                   k_.data() + i * m);
     });
-    ++rebuilds_;
   }
   bool ready_for(double eps) const { return eps_ == eps; }
-  index_t rebuilds() const { return rebuilds_; }
 
   // Absorbs when the scalings have drifted too far from the stored kernel.
   void maybe_absorb(const double* f, const double* g, int threads) {
@@ -353,25 +354,27 @@ class ScalingKernel {
     if (far) rebuild(f, g, eps_, threads);
   }
 
-  void row_log_ratio(const double* f, const double* g, double* out, int threads) {
+  // out_i = log((P 1)_i / a_i); false when some row's product under- or overflowed.
+  bool row_log_ratio(const double* f, const double* g, const double* logb, double* out,
+                     int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
-    for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb_[j] + (g[j] - beta_[j]) * inv_eps);
+    for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb[j] + (g[j] - beta_[j]) * inv_eps);
     for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       for (index_t i = i0; i < i1; ++i) {
         const double kv = row_dot(k_.data() + i * m, v_.data(), m);
         out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(kv);
       }
     });
-    repair(out, n, [&](const std::vector<index_t>& bad) {
-      fix_rows(bad, f, g, inv_eps, out, threads);
-    });
+    return all_finite(out, n);
   }
 
-  void col_log_ratio(const double* f, const double* g, double* out, int threads) {
+  // out_j = log((P^T 1)_j / b_j); false when some column's product under- or overflowed.
+  bool col_log_ratio(const double* f, const double* g, const double* loga, double* out,
+                     int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
-    for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga_[i] + (f[i] - alpha_[i]) * inv_eps);
+    for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga[i] + (f[i] - alpha_[i]) * inv_eps);
     for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
       const index_t len = j1 - j0;
       double acc[kColBlock] = {};
@@ -380,50 +383,21 @@ class ScalingKernel {
       for (index_t t = 0; t < len; ++t)
         out[j0 + t] = (g[j0 + t] - beta_[j0 + t]) * inv_eps + std::log(acc[t]);
     });
-    repair(out, m, [&](const std::vector<index_t>& bad) {
-      fix_cols(bad, f, g, inv_eps, out, threads);
-    });
+    return all_finite(out, m);
   }
 
  private:
-  template <class Fix>
-  static void repair(const double* out, index_t len, Fix&& fix) {
-    std::vector<index_t> bad;
+  static bool all_finite(const double* x, index_t len) {
     for (index_t t = 0; t < len; ++t)
-      if (!std::isfinite(out[t])) bad.push_back(t);
-    if (!bad.empty()) fix(bad);
-  }
-  void fix_rows(const std::vector<index_t>& bad, const double* f, const double* g,
-                double inv_eps, double* out, int threads) {
-    const index_t m = cost_.cols();
-    for (index_t j = 0; j < m; ++j) hs_[j] = logb_[j] + g[j] * inv_eps;
-    parallel_for(index_t(bad.size()), threads, [&](index_t t) {
-      std::vector<double> scratch(m);
-      const index_t i = bad[t];
-      out[i] = row_lse_exact(cost_.matrix().row(i), 1, hs_.data(), f[i] * inv_eps, inv_eps, m,
-                             scratch.data());
-    });
-  }
-  void fix_cols(const std::vector<index_t>& bad, const double* f, const double* g,
-                double inv_eps, double* out, int threads) {
-    const index_t n = cost_.rows();
-    for (index_t i = 0; i < n; ++i) hs_[i] = loga_[i] + f[i] * inv_eps;
-    parallel_for(index_t(bad.size()), threads, [&](index_t t) {
-      std::vector<double> scratch(n);
-      const index_t j = bad[t];
-      out[j] = row_lse_exact(cost_.matrix().data + j, cost_.matrix().ld, hs_.data(),
-                             g[j] * inv_eps, inv_eps, n, scratch.data());
-    });
+      if (!std::isfinite(x[t])) return false;
+    return true;
   }
 
   const DenseCost<T>& cost_;
-  const double* loga_;
-  const double* logb_;
   double absorb_;
   double eps_ = 0.0;
-  index_t rebuilds_ = 0;
   std::vector<double> k_;  // double even for float32 costs: no accuracy floor near 1e-7
-  std::vector<double> alpha_, beta_, u_, v_, hs_;
+  std::vector<double> alpha_, beta_, u_, v_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -440,8 +414,8 @@ struct Options {
   double eps_scaling = 0.0;  // annealing factor q in (0, 1); 0 = a single stage at eps
   double eps_start = 0.0;    // first eps of the schedule (the cost's range)
   Method method = Method::Auto;
-  bool overrelax = true;     // adaptive over-relaxation (balanced problems only)
-  double tau_a = kInf;       // KL marginal penalties; inf = hard constraint (balanced)
+  bool overrelax = true;  // adaptive over-relaxation (balanced problems only)
+  double tau_a = kInf;    // KL marginal penalties; inf = hard constraint (balanced)
   double tau_b = kInf;
   double cost_range = 0.0;     // max C - min C (or a bound): decides the domain per stage
   double scaling_limit = 0.0;  // auto's scaling domain: cold stages with cost_range / eps <= this
@@ -454,9 +428,6 @@ struct Result {
   double marginal_error = kInf;
   double value = 0.0;      // <P, C>
   double objective = 0.0;  // balanced: the dual value; unbalanced: the primal objective
-  index_t stages = 0;
-  index_t rebuilds = 0;    // scaling-domain kernel builds (for the bench)
-  index_t newton_steps = 0;
 };
 
 // Intermediate eps-scaling stages only need a warm start for the next one (measured on
@@ -625,7 +596,6 @@ inline double kl(const double* p, const double* q, index_t len) {
 class Relaxation {
  public:
   explicit Relaxation(bool enabled) : enabled_(enabled) {}
-  double weight() const { return w_; }
   void finish_plain() { w_ = 1.0; }
   // Feeds the error measured this iteration; returns the weight for the next updates.
   double observe(double err) {
@@ -722,8 +692,17 @@ class Driver {
  public:
   Driver(const Kernel& kernel, Scaling* scaling, const double* a, const double* b, double* f,
          double* g, const Options& o)
-      : o_(o), n_(kernel.rows()), m_(kernel.cols()), threads_(resolve_threads(o.threads)),
-        w_(a, b, n_, m_), logdom_(kernel, w_), scaling_(scaling), f_(f), g_(g), r_(n_), c_(m_) {}
+      : o_(o),
+        n_(kernel.rows()),
+        m_(kernel.cols()),
+        threads_(resolve_threads(o.threads)),
+        w_(a, b, n_, m_),
+        logdom_(kernel, w_),
+        scaling_(scaling),
+        f_(f),
+        g_(g),
+        r_(n_),
+        c_(m_) {}
 
   Result run() {
     const std::vector<double> schedule = eps_schedule();
@@ -733,7 +712,6 @@ class Driver {
       const index_t cap =
           reached_last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + kStageMaxIter);
       run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, kStageTol), cap, s > 0);
-      ++res_.stages;
       if (res_.status == Status::NotFinite || res_.n_iter >= o_.max_iter) break;
     }
     if (!reached_last && res_.status != Status::NotFinite) {
@@ -773,16 +751,14 @@ class Driver {
     return warm || o_.cost_range <= o_.scaling_limit * eps;
   }
 
+  // Half-step ratios on the stage's domain; the log domain redoes any scaling-domain half-step
+  // whose products under- or overflowed.
   void row_ratio(double* out) {
-    if (on_scaling_)
-      scaling_->row_log_ratio(f_, g_, out, threads_);
-    else
+    if (!on_scaling_ || !scaling_->row_log_ratio(f_, g_, w_.logb.data(), out, threads_))
       logdom_.row_log_ratio(f_, g_, eps_, out, threads_);
   }
   void col_ratio(double* out) {
-    if (on_scaling_)
-      scaling_->col_log_ratio(f_, g_, out, threads_);
-    else
+    if (!on_scaling_ || !scaling_->col_log_ratio(f_, g_, w_.loga.data(), out, threads_))
       logdom_.col_log_ratio(f_, g_, eps_, out, threads_);
   }
 
@@ -836,16 +812,17 @@ class Driver {
     }
   }
 
-  // Newton pays once the error is small and the observed rate predicts many more iterations.
   // The observed per-iteration rate of the last iterations (1 when it cannot be told yet).
   static double sinkhorn_rate(const std::vector<double>& history) {
     constexpr std::size_t kSpan = 5;
     if (history.size() <= kSpan) return 1.0;
-    const double rate = std::pow(history.back() / history[history.size() - 1 - kSpan], 1.0 / kSpan);
+    const double ratio = history.back() / history[history.size() - 1 - kSpan];
+    const double rate = std::pow(ratio, 1.0 / kSpan);
     return std::isfinite(rate) ? std::min(rate, 1.0) : 1.0;
   }
-  // A Newton step costs a few exp passes: about two log-domain iterations, but ten or more
-  // scaling-domain ones while the kernel fits in cache.
+  // Newton pays when the observed rate predicts many more iterations. A Newton step costs a
+  // few exp passes: about two log-domain iterations, but ten or more scaling-domain ones while
+  // the kernel fits in cache.
   bool newton_pays(const std::vector<double>& history, double tol) const {
     if (history.size() <= 5) return false;
     const double rate = sinkhorn_rate(history);
@@ -883,14 +860,12 @@ class Driver {
   // Returns true when the stage is over (converged or out of iterations) and false when the
   // line search fails (Sinkhorn then continues). r_ is current at (f, g) on entry and exit.
   bool newton(double eps, double tol, double sinkhorn_rate) {
-    index_t k = 0;
     // A Newton step costs about two Sinkhorn iterations: it must beat their progress.
     const double worth = sinkhorn_rate * sinkhorn_rate;
     double last_err = kInf;
     int slow_steps = 0;
     std::vector<index_t> idx;
-    std::vector<double> val, rs(n_), rhs(n_ + m_), d(n_ + m_), fn(n_), gn(m_),
-        rn(n_);
+    std::vector<double> val, rhs(n_ + m_), d(n_ + m_), fn(n_), gn(m_), rn(n_);
     const double* a = w_.a;
     const double* b = w_.b;
     double dual = detail::dot_masked(a, f_, n_) + detail::dot_masked(b, g_, m_) -
@@ -909,18 +884,15 @@ class Driver {
       slow_steps = err > worth * last_err ? slow_steps + 1 : 0;
       if (slow_steps >= 2) return false;  // Sinkhorn is the better method here for now
       last_err = err;
-      for (index_t i = 0; i < n_; ++i) {
-        rs[i] = a[i] > 0.0 ? a[i] * std::exp(r_[i]) : 0.0;
-        rhs[i] = eps * (a[i] - rs[i]);
-      }
-      for (index_t j = 0; j < m_; ++j) {
-        rhs[n_ + j] = eps * (b[j] - (b[j] > 0.0 ? b[j] * std::exp(c_[j]) : 0.0));
-      }
+      // rhs = eps * gradient of the dual: eps (a - P 1, b - P^T 1)
+      for (index_t i = 0; i < n_; ++i)
+        rhs[i] = a[i] > 0.0 ? eps * a[i] * (1.0 - std::exp(r_[i])) : 0.0;
+      for (index_t j = 0; j < m_; ++j)
+        rhs[n_ + j] = b[j] > 0.0 ? eps * b[j] * (1.0 - std::exp(c_[j])) : 0.0;
       // The sparse Hessian is only a good model when the kept entries carry most of the mass
       // (small eps): k grows until they do, else Sinkhorn is the better method for now.
-      double mass = 0.0;
-      for (double v : rs) mass += v;
-      k = sparse_plan(eps, kNewtonCoverage * mass, idx, val);
+      const index_t k =
+          sparse_plan(eps, kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_), idx, val);
       if (k == 0) return false;
       detail::SparseHessian(n_, m_, k, idx.data(), val.data())
           .solve(rhs.data(), d.data(), 1e-3, kNewtonCgIter);
@@ -946,7 +918,6 @@ class Driver {
       }
       if (!accepted) return false;
       ++res_.n_iter;
-      ++res_.newton_steps;
     }
   }
 
@@ -969,7 +940,8 @@ class Driver {
     const double mass = detail::mass_from_ratio(w_.a, r_.data(), n_);
     const double mass_term = eps * (mass - w_.sum_a * w_.sum_b);
     if (o_.tau_a == kInf && o_.tau_b == kInf) {
-      res_.objective = detail::dot_masked(w_.a, f_, n_) + detail::dot_masked(w_.b, g_, m_) - mass_term;
+      res_.objective =
+          detail::dot_masked(w_.a, f_, n_) + detail::dot_masked(w_.b, g_, m_) - mass_term;
     } else {
       std::vector<double> pa(n_), pb(m_);
       for (index_t i = 0; i < n_; ++i) pa[i] = w_.a[i] > 0.0 ? w_.a[i] * std::exp(r_[i]) : 0.0;
@@ -981,7 +953,6 @@ class Driver {
       if (o_.tau_b != kInf) obj += o_.tau_b * detail::kl(pb.data(), w_.b, m_);
       res_.objective = obj;
     }
-    if (scaling_ != nullptr) res_.rebuilds = scaling_->rebuilds();
   }
 
   const Options& o_;
@@ -1016,11 +987,9 @@ Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f,
   const double first_eps = annealing ? o.eps_start : o.eps;
   const bool may_scale =
       o.method == Method::Scaling ||
-      (o.method == Method::Auto &&
-       (annealing || o.cost_range <= o.scaling_limit * first_eps));
+      (o.method == Method::Auto && (annealing || o.cost_range <= o.scaling_limit * first_eps));
   if (!may_scale) return solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o);
-  const detail::Weights w(a, b, c.rows, c.cols);
-  ScalingKernel<T> scaling(cost, w.loga.data(), w.logb.data(), kAbsorbLimit);
+  ScalingKernel<T> scaling(cost, kAbsorbLimit);
   return solve(cost, &scaling, a, b, f, g, o);
 }
 
@@ -1071,8 +1040,8 @@ Result solve_symmetric_dense(MatrixView<T> c, const double* a, double* h, const 
 }
 
 template <class T>
-Result solve_symmetric_online(MatrixView<T> x, Metric metric, double p, const double* a,
-                              double* h, const Options& o) {
+Result solve_symmetric_online(MatrixView<T> x, Metric metric, double p, const double* a, double* h,
+                              const Options& o) {
   return dispatch_metric(metric, [&](auto tag) {
     return solve_symmetric(OnlineCost<T, decltype(tag)::value>(x, x, p), a, h, o);
   });

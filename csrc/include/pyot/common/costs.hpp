@@ -15,7 +15,13 @@
 
 namespace pyot {
 
-enum class Metric : int { SqEuclidean = 0, Euclidean = 1, Cityblock = 2, Minkowski = 3, Cosine = 4 };
+enum class Metric : int {
+  SqEuclidean = 0,
+  Euclidean = 1,
+  Cityblock = 2,
+  Minkowski = 3,
+  Cosine = 4
+};
 
 template <Metric M>
 struct CostOp {
@@ -96,8 +102,8 @@ struct PointsT {
 
 // out[j - j0] = c(x, y_j) for j in [j0, j1): one point x (d values) against a tile of yT.
 template <Metric M, class T>
-PYOT_ALWAYS_INLINE void cost_row_tile(const T* x, const PointsT<T>& yT, index_t j0, index_t j1,
-                                      T p, T* out) {
+PYOT_ALWAYS_INLINE void cost_row_tile(const T* x, const PointsT<T>& yT, index_t j0, index_t j1, T p,
+                                      T* out) {
   const index_t len = j1 - j0;
   for (index_t j = 0; j < len; ++j) out[j] = T(0);
   for (index_t k = 0; k < yT.d; ++k) {
