@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._config import config, cuda_available, show_config
 from ._result import ConvergenceWarning, OTResult, SinkhornResult
 from .costs import PointCloud, cost_matrix
+from .exact import emd
 from .sinkhorn import sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
 
 try:
@@ -27,6 +28,7 @@ __all__ = [
     "config",
     "cost_matrix",
     "cuda_available",
+    "emd",
     "show_config",
     "sinkhorn",
     "sinkhorn_divergence",

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import _core
 from . import _validate as V
+from ._problem import Problem, validated_problem
 from ._result import Lazy, SinkhornResult, warn_not_converged
 from .costs import METRICS, PointCloud, _metric, _points
 
@@ -34,43 +34,7 @@ _METHODS = {"auto": 0, "log": 1, "scaling": 2}
 _STATUS_CONVERGED, _STATUS_NOT_FINITE = 0, 2
 
 
-@dataclass
-class _Problem:
-    """A validated entropic problem: dense ``(B, n, m)`` cost or a large point cloud."""
-
-    cost: np.ndarray | PointCloud
-    a: np.ndarray  # (B, n) float64
-    b: np.ndarray  # (B, m) float64
-    batched: bool
-    dtype: np.dtype
-
-    @property
-    def online(self) -> bool:
-        return isinstance(self.cost, PointCloud)
-
-
-def _problem(cost: object, a: object, b: object, fn: str, *, balanced: bool) -> _Problem:
-    if isinstance(cost, PointCloud):
-        n, m = cost.shape
-        wa, wb = V.weights(a, n, "a", fn, batch=1), V.weights(b, m, "b", fn, batch=1)
-        geom: np.ndarray | PointCloud = cost
-        if n * m <= _DENSE_LIMIT:
-            geom = cost.dense()[None]
-        problem = _Problem(geom, wa, wb, False, cost.dtype)
-    else:
-        c = V.as_array(cost, "cost", fn, ndim=(2, 3))
-        batched = c.ndim == 3
-        c3 = c if batched else c[None]
-        batch, n, m = c3.shape
-        wa = V.weights(a, n, "a", fn, batch=batch) if batched else V.weights(a, n, "a", fn)[None]
-        wb = V.weights(b, m, "b", fn, batch=batch) if batched else V.weights(b, m, "b", fn)[None]
-        problem = _Problem(c3, wa, wb, batched, c.dtype)
-    if balanced:
-        V.same_mass(problem.a, problem.b, fn)
-    return problem
-
-
-def _initial_potentials(init: object, problem: _Problem, fn: str) -> tuple[np.ndarray, np.ndarray]:
+def _initial_potentials(init: object, problem: Problem, fn: str) -> tuple[np.ndarray, np.ndarray]:
     """Fresh float64 (B, n) and (B, m) buffers: zeros or a copy of ``init=(f, g)``."""
     shape_f, shape_g = problem.a.shape, problem.b.shape
     if init is None:
@@ -105,7 +69,7 @@ def _annealing(eps_scaling: object, fn: str) -> float | None:
     return q
 
 
-def _cost_ranges(problem: _Problem) -> np.ndarray:
+def _cost_ranges(problem: Problem) -> np.ndarray:
     if problem.online:
         return np.array([problem.cost.cost_range()])
     flat = problem.cost.reshape(problem.cost.shape[0], -1)
@@ -151,7 +115,7 @@ def _solve(
             f"{fn}: method='scaling' needs a dense cost matrix; a PointCloud is solved online "
             "in the log domain (use method='auto' or 'log', or pass PointCloud.dense())"
         )
-    problem = _problem(cost, a, b, fn, balanced=balanced)
+    problem = validated_problem(cost, a, b, fn, balanced=balanced, dense_limit=_DENSE_LIMIT)
     f, g = _initial_potentials(init, problem, fn)
     ranges = _cost_ranges(problem)
     if q is None:  # automatic: anneal from the cost's range when eps is small against it
@@ -179,7 +143,7 @@ def _solve(
 
 
 def _result(
-    fn: str, problem: _Problem, out: tuple, f: np.ndarray, g: np.ndarray, eps: float
+    fn: str, problem: Problem, out: tuple, f: np.ndarray, g: np.ndarray, eps: float
 ) -> SinkhornResult:
     status, n_iter, err, value, objective = out
     if (status == _STATUS_NOT_FINITE).any():

@@ -133,6 +133,59 @@ def arg_pattern(name):
     return rf"[`'\"]{n}[`'\"]|(?<![\w.]){n}(?=\s*[=\[(:,]|\.shape|\s+(?:{verbs})\b)"
 
 
+def good_problem():
+    """A small valid balanced problem (cost (4, 5), uniform weights)."""
+    cost = np.arange(20, dtype=np.float64).reshape(4, 5) / 20.0
+    return cost, np.full(4, 0.25), np.full(5, 0.2)
+
+
+def with_entry(arr, idx, value):
+    """A float64 copy of arr with arr[idx] = value."""
+    arr = np.array(arr, dtype=np.float64)
+    arr[idx] = value
+    return arr
+
+
+_cost, _a, _b = good_problem()
+
+# The battery every solver taking (cost, a, b) must pass: (id, args, kwargs, exception,
+# the argument the message names).
+BAD_COST_AND_WEIGHTS = [
+    ("cost-nan", (with_entry(_cost, (1, 2), np.nan), _a, _b), {}, ValueError, "cost"),
+    ("cost-inf", (with_entry(_cost, (0, 0), np.inf), _a, _b), {}, ValueError, "cost"),
+    ("cost-neginf", (with_entry(_cost, (0, 0), -np.inf), _a, _b), {}, ValueError, "cost"),
+    ("a-nan", (_cost, with_entry(_a, 1, np.nan), _b), {}, ValueError, "a"),
+    ("a-inf", (_cost, with_entry(_a, 1, np.inf), _b), {}, ValueError, "a"),
+    ("b-nan", (_cost, _a, with_entry(_b, 0, np.nan)), {}, ValueError, "b"),
+    ("b-inf", (_cost, _a, with_entry(_b, 0, np.inf)), {}, ValueError, "b"),
+    ("a-negative", (_cost, np.array([0.5, 0.5, 0.25, -0.25]), _b), {}, ValueError, "a"),
+    ("b-negative", (_cost, _a, np.array([0.4, 0.4, 0.2, 0.2, -0.2])), {}, ValueError, "b"),
+    ("a-all-zero", (_cost, np.zeros(4), np.zeros(5)), {}, ValueError, "a"),
+    ("a-wrong-length", (_cost, np.full(5, 0.2), _b), {}, ValueError, "a"),
+    ("b-wrong-length", (_cost, _a, np.full(4, 0.25)), {}, ValueError, "b"),
+    ("a-2d", (_cost, np.full((4, 1), 0.25), _b), {}, ValueError, "a"),
+    ("cost-1d", (np.ones(5), None, None), {}, ValueError, "cost"),
+    ("cost-4d", (np.ones((2, 2, 2, 2)), None, None), {}, ValueError, "cost"),
+    ("cost-0d", (np.float64(1.0), None, None), {}, ValueError, "cost"),
+    ("cost-empty-rows", (np.ones((0, 3)), None, None), {}, ValueError, "cost"),
+    ("cost-empty-cols", (np.ones((3, 0)), None, None), {}, ValueError, "cost"),
+    ("a-empty", (np.ones((0, 3)), np.ones(0), None), {}, ValueError, "cost"),
+    ("cost-complex", (_cost.astype(np.complex128), _a, _b), {}, TypeError, "cost"),
+    ("cost-str", (np.array([["a", "b"], ["c", "d"]]), None, None), {}, TypeError, "cost"),
+    (
+        "cost-object",
+        (np.array([[0.0, None], [1.0, 0.0]], dtype=object), None, None),
+        {},
+        TypeError,
+        "cost",
+    ),
+    ("cost-object-float", (_cost.astype(object), None, None), {}, TypeError, "cost"),
+    ("a-complex", (_cost, _a.astype(np.complex128), _b), {}, TypeError, "a"),
+    ("b-str", (_cost, _a, np.array(["x"] * 5)), {}, TypeError, "b"),
+    ("a-object", (_cost, _a.astype(object), _b), {}, TypeError, "a"),
+]
+
+
 @pytest.fixture(scope="session")
 def ref():
     """Namespace of reference implementations (session-scoped: safe under hypothesis)."""

@@ -20,6 +20,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import BAD_COST_AND_WEIGHTS, good_problem, with_entry
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -832,53 +833,10 @@ class TestLayoutAndDtypes:
 # ------------------------------------------------------------------ bad-input battery
 
 
-def _good_problem():
-    cost = np.arange(20, dtype=np.float64).reshape(4, 5) / 20.0
-    return cost, np.full(4, 0.25), np.full(5, 0.2)
-
-
-def _with(arr, idx, value):
-    arr = np.array(arr, dtype=np.float64)
-    arr[idx] = value
-    return arr
-
-
-_cost, _a, _b = _good_problem()
+_cost, _a, _b = good_problem()
 
 BAD_SINKHORN_INPUTS = [
-    # (id, args, kwargs, exception, argument named)
-    ("cost-nan", (_with(_cost, (1, 2), np.nan), _a, _b), {}, ValueError, "cost"),
-    ("cost-inf", (_with(_cost, (0, 0), np.inf), _a, _b), {}, ValueError, "cost"),
-    ("cost-neginf", (_with(_cost, (0, 0), -np.inf), _a, _b), {}, ValueError, "cost"),
-    ("a-nan", (_cost, _with(_a, 1, np.nan), _b), {}, ValueError, "a"),
-    ("a-inf", (_cost, _with(_a, 1, np.inf), _b), {}, ValueError, "a"),
-    ("b-nan", (_cost, _a, _with(_b, 0, np.nan)), {}, ValueError, "b"),
-    ("b-inf", (_cost, _a, _with(_b, 0, np.inf)), {}, ValueError, "b"),
-    ("a-negative", (_cost, np.array([0.5, 0.5, 0.25, -0.25]), _b), {}, ValueError, "a"),
-    ("b-negative", (_cost, _a, np.array([0.4, 0.4, 0.2, 0.2, -0.2])), {}, ValueError, "b"),
-    ("a-all-zero", (_cost, np.zeros(4), np.zeros(5)), {}, ValueError, "a"),
-    ("a-wrong-length", (_cost, np.full(5, 0.2), _b), {}, ValueError, "a"),
-    ("b-wrong-length", (_cost, _a, np.full(4, 0.25)), {}, ValueError, "b"),
-    ("a-2d", (_cost, np.full((4, 1), 0.25), _b), {}, ValueError, "a"),
-    ("cost-1d", (np.ones(5), None, None), {}, ValueError, "cost"),
-    ("cost-4d", (np.ones((2, 2, 2, 2)), None, None), {}, ValueError, "cost"),
-    ("cost-0d", (np.float64(1.0), None, None), {}, ValueError, "cost"),
-    ("cost-empty-rows", (np.ones((0, 3)), None, None), {}, ValueError, "cost"),
-    ("cost-empty-cols", (np.ones((3, 0)), None, None), {}, ValueError, "cost"),
-    ("a-empty", (np.ones((0, 3)), np.ones(0), None), {}, ValueError, "cost"),
-    ("cost-complex", (_cost.astype(np.complex128), _a, _b), {}, TypeError, "cost"),
-    ("cost-str", (np.array([["a", "b"], ["c", "d"]]), None, None), {}, TypeError, "cost"),
-    (
-        "cost-object",
-        (np.array([[0.0, None], [1.0, 0.0]], dtype=object), None, None),
-        {},
-        TypeError,
-        "cost",
-    ),
-    ("cost-object-float", (_cost.astype(object), None, None), {}, TypeError, "cost"),
-    ("a-complex", (_cost, _a.astype(np.complex128), _b), {}, TypeError, "a"),
-    ("b-str", (_cost, _a, np.array(["x"] * 5)), {}, TypeError, "b"),
-    ("a-object", (_cost, _a.astype(object), _b), {}, TypeError, "a"),
+    *BAD_COST_AND_WEIGHTS,
     ("eps-zero", (_cost, _a, _b), {"eps": 0.0}, ValueError, "eps"),
     ("eps-negative", (_cost, _a, _b), {"eps": -1.0}, ValueError, "eps"),
     ("eps-nan", (_cost, _a, _b), {"eps": float("nan")}, ValueError, "eps"),
@@ -918,7 +876,7 @@ BAD_SINKHORN_INPUTS = [
     (
         "init-nan",
         (_cost, _a, _b),
-        {"init": (_with(np.zeros(4), 0, np.nan), np.zeros(5))},
+        {"init": (with_entry(np.zeros(4), 0, np.nan), np.zeros(5))},
         ValueError,
         "init",
     ),
@@ -940,19 +898,19 @@ def test_sinkhorn_bad_inputs(ref, args, kwargs, exc, name):
 
 
 def test_eps_message_format():
-    cost, a, b = _good_problem()
+    cost, a, b = good_problem()
     with pytest.raises(ValueError, match=r"eps must be a positive finite number, got -1\.0"):
         pyot.sinkhorn(cost, a, b, eps=-1.0)
 
 
 def test_eps_is_required():
-    cost, a, b = _good_problem()
+    cost, a, b = good_problem()
     with pytest.raises(TypeError, match="eps"):
         pyot.sinkhorn(cost, a, b)
 
 
 def test_options_are_keyword_only():
-    cost, a, b = _good_problem()
+    cost, a, b = good_problem()
     with pytest.raises(TypeError):
         pyot.sinkhorn(cost, a, b, 0.1)
 
@@ -1249,7 +1207,7 @@ class TestSinkhornDivergence:
         with pytest.raises(TypeError, match=ref.arg("x")):
             pyot.sinkhorn_divergence(x.astype(np.complex128), y, eps=0.1)
         with pytest.raises(ValueError, match=ref.arg("x")):
-            pyot.sinkhorn_divergence(_with(x, (0, 0), np.nan), y, eps=0.1)
+            pyot.sinkhorn_divergence(with_entry(x, (0, 0), np.nan), y, eps=0.1)
         with pytest.raises(ValueError, match=ref.arg("y")):
             pyot.sinkhorn_divergence(x, np.ones((0, 2)), eps=0.1)
 
@@ -1453,12 +1411,12 @@ class TestUnbalanced:
         ],
     )
     def test_bad_reg_marginals(self, ref, reg_marginals, exc):
-        cost, a, b = _good_problem()
+        cost, a, b = good_problem()
         with pytest.raises(exc, match=ref.arg("reg_marginals")):
             pyot.unbalanced_sinkhorn(cost, a, b, eps=0.1, reg_marginals=reg_marginals)
 
     def test_reg_marginals_required(self):
-        cost, a, b = _good_problem()
+        cost, a, b = good_problem()
         with pytest.raises(TypeError, match="reg_marginals"):
             pyot.unbalanced_sinkhorn(cost, a, b, eps=0.1)
 

@@ -1,0 +1,588 @@
+// Exact OT: the network simplex on the bipartite transport graph (ALGORITHMS 3.1).
+//
+// Nodes 0..n-1 are the sources (supply a_i), n..n+m-1 the sinks (demand b_j) and n+m an
+// artificial root. The n*m transport arcs i -> j are implicit (arc id i*m + j, cost C_ij); node v
+// also has an artificial arc to or from the root (LEMON's start: a source's arc v -> root costs 0,
+// the root's arc to a sink costs A > any path, so artificial flow is never worth keeping). Every
+// arc is uncapacitated, so a non-tree arc always carries zero flow: the only per-arc state is the
+// cost matrix itself and the spanning tree lives in O(n + m) node arrays (parent, the arc to the
+// parent with its direction and flow, depth, child lists). That keeps the solver's memory at C
+// plus O(n + m) and pricing a plain streaming read of C.
+//
+// Potentials: P[i] = f_i for sources, P[n + j] = -g_j for sinks, P[root] = 0, and the reduced
+// cost of an arc u -> v is cost - P[u] + P[v] (for a transport arc: C_ij - f_i - g_j).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "pyot/common/config.hpp"
+#include "pyot/common/status.hpp"
+#include "pyot/common/threads.hpp"
+#include "pyot/common/view.hpp"
+
+namespace pyot::exact {
+
+struct Options {
+  index_t max_iter = 1'000'000;  // pivots
+  int threads = 0;               // pricing threads for one problem (0 = all cores)
+};
+
+// The optimal plan by its support (at most n + m - 1 cells), exact potentials and <P, C>.
+struct Result {
+  Status status = Status::Converged;
+  index_t n_iter = 0;  // pivots
+  double value = 0;
+  std::vector<double> f, g;
+  std::vector<index_t> rows, cols;
+  std::vector<double> mass;
+};
+
+namespace detail {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// A reduced cost counts as negative below -kRelTol * max(|C_ij|, |f_i|, |g_j|): round-off in
+// the potentials cannot fake an improving arc, and the final check uses the same test.
+constexpr double kRelTol = 16 * std::numeric_limits<double>::epsilon();
+// Pricing (candidate-list block search): blocks of kBlockFactor sqrt(nm) arcs are scanned
+// cyclically until one holds improving arcs; the kListSize best of them form a candidate list, and
+// the next pivots take the best arc still improving in that list (re-priced from the potentials,
+// its costs kept beside it) before C is read again. After kSerialBlocks empty blocks, the scan
+// continues in super-blocks of kSuperBlocks blocks split over the threads. Every rule depends
+// on the arcs' order only, never on the thread count, so neither does the pivot sequence.
+constexpr int kSerialBlocks = 2;
+constexpr index_t kSuperBlocks = 32;
+constexpr index_t kMinParallelScan = index_t{1} << 15;
+constexpr size_t kListSize = 8;
+constexpr double kBlockFactor = 3.0;  // block = kBlockFactor * sqrt(nm), tuned on the bench grid
+
+struct Candidate {
+  double rc = 0;
+  index_t arc = -1;  // -1: none
+};
+
+// An arc of the candidate list with its cost (so re-pricing touches only the potentials).
+struct Entry {
+  double rc;
+  double cost;
+  index_t arc;
+  bool operator<(const Entry& o) const { return rc < o.rc || (rc == o.rc && arc < o.arc); }
+};
+
+// Least reduced cost (C_ij + Pg_j) - f_i over the columns [j0, j1) of one row, and its column.
+// Every reduced cost of a transport arc is evaluated by this one expression, so the second
+// pass finds the minimum bit for bit.
+template <class T>
+PYOT_ALWAYS_INLINE double transport_rc(T c, double pg, double fi) {
+  return (double(c) + pg) - fi;
+}
+
+template <class T>
+PYOT_MULTIVERSION double row_min(const T* c, const double* pg, double fi, index_t j0, index_t j1) {
+  double best = kInf;
+#pragma omp simd reduction(min : best)
+  for (index_t j = j0; j < j1; ++j) best = std::min(best, transport_rc(c[j], pg[j], fi));
+  return best;
+}
+
+// Round-off margin of a reduced cost: kRelTol * max(|C_ij|, |f_i|, |g_j|).
+PYOT_ALWAYS_INLINE double rc_margin(double c, double pg, double fi) {
+  return kRelTol * std::max(std::abs(c), std::max(std::abs(pg), std::abs(fi)));
+}
+
+// The kListSize best improving arcs offered so far: a max-heap on (rc, arc).
+class BestArcs {
+ public:
+  // Reduced costs at or above this cannot enter the set.
+  double bound() const { return heap_.size() < kListSize ? 0.0 : heap_.front().rc; }
+  void offer(const Entry& e) {
+    if (heap_.size() == kListSize) {
+      if (!(e < heap_.front())) return;
+      std::pop_heap(heap_.begin(), heap_.end());
+      heap_.pop_back();
+    }
+    heap_.push_back(e);
+    std::push_heap(heap_.begin(), heap_.end());
+  }
+  void merge(const BestArcs& o) {
+    for (const Entry& e : o.heap_) offer(e);
+  }
+  bool empty() const { return heap_.empty(); }
+  void clear() { heap_.clear(); }
+  std::vector<Entry>& entries() { return heap_; }
+
+ private:
+  std::vector<Entry> heap_;
+};
+
+// Offers the improving arcs of row i's columns [j0, j1). Vector passes take the minimum of
+// every chunk; chunks are then visited best first, so the set's bound tightens at once and
+// the scalar pass touches only the few chunks that hold a member of the final set.
+template <class T>
+void row_collect(const T* c, const double* pg, double fi, index_t i, index_t m, index_t j0,
+                 index_t j1, BestArcs& best, std::vector<std::pair<double, index_t>>& chunks) {
+  constexpr index_t kChunk = 64;
+  chunks.clear();
+  for (index_t k0 = j0; k0 < j1; k0 += kChunk) {
+    const double low = row_min(c, pg, fi, k0, std::min(j1, k0 + kChunk));
+    if (low < best.bound()) chunks.emplace_back(low, k0);
+  }
+  std::sort(chunks.begin(), chunks.end());
+  for (const auto& [low, k0] : chunks) {
+    if (!(low < best.bound())) break;
+    for (index_t j = k0, k1 = std::min(j1, k0 + kChunk); j < k1; ++j) {
+      const double rc = transport_rc(c[j], pg[j], fi);
+      if (rc < best.bound() && rc + rc_margin(double(c[j]), pg[j], fi) < 0)
+        best.offer({rc, double(c[j]), i * m + j});
+    }
+  }
+}
+
+// First column of a row whose reduced cost is negative beyond round-off, or -1.
+template <class T>
+PYOT_MULTIVERSION index_t row_violation(const T* c, const double* pg, double fi, index_t m) {
+  double worst = 0;
+#pragma omp simd reduction(min : worst)
+  for (index_t j = 0; j < m; ++j)
+    worst = std::min(worst, transport_rc(c[j], pg[j], fi) + rc_margin(double(c[j]), pg[j], fi));
+  if (!(worst < 0)) return -1;
+  for (index_t j = 0; j < m; ++j)
+    if (transport_rc(c[j], pg[j], fi) + rc_margin(double(c[j]), pg[j], fi) < 0) return j;
+  return -1;
+}
+
+template <class T>
+class NetworkSimplex {
+ public:
+  NetworkSimplex(MatrixView<T> cost, const double* a, const double* b, const Options& opt)
+      : C_(cost), n_(cost.rows), m_(cost.cols), arcs_(n_ * m_), root_(int32_t(n_ + m_)) {
+    require(n_ > 0 && m_ > 0, "network simplex: empty problem");
+    require(n_ + m_ < std::numeric_limits<int32_t>::max(), "network simplex: too many nodes");
+    threads_ = resolve_threads(opt.threads);
+    max_iter_ = opt.max_iter;
+    block_ = std::max<index_t>(index_t(kBlockFactor * std::sqrt(double(arcs_))), 10);
+    init_tree(a, b);
+  }
+
+  Result solve() {
+    Result out;
+    index_t iter = 0;
+    bool optimal = false;
+    while (!optimal && iter < max_iter_) {
+      Candidate in = find_entering();
+      if (in.arc < 0) {
+        // Pricing found nothing: re-derive the potentials exactly from the tree and verify
+        // every arc; drift in the incremental updates can only delay this, never fake it.
+        recompute_potentials();
+        in = verify();
+        if (in.arc < 0) {
+          optimal = true;
+          break;
+        }
+      }
+      pivot(in);
+      ++iter;
+    }
+    recompute_potentials(/*anchored=*/true);
+    out.status = optimal ? Status::Converged : Status::MaxIter;
+    out.n_iter = iter;
+    collect(out);
+    return out;
+  }
+
+ private:
+  // --- arcs -------------------------------------------------------------------------------
+  bool is_transport(index_t e) const { return e < arcs_; }
+  double arc_cost(index_t e) const {
+    if (is_transport(e)) return double(C_(e / m_, e % m_));
+    return e - arcs_ < n_ ? 0.0 : art_cost_;
+  }
+  // --- start: every node hangs from the root by its artificial arc -------------------------
+  void init_tree(const double* a, const double* b) {
+    const index_t nodes = n_ + m_ + 1;
+    parent_.assign(nodes, -1);
+    pred_.assign(nodes, -1);
+    up_.assign(nodes, 0);
+    flow_.assign(nodes, 0.0);
+    depth_.assign(nodes, 0);
+    child_.assign(nodes, -1);
+    next_.assign(nodes, -1);
+    prev_.assign(nodes, -1);
+    P_.assign(nodes, 0.0);
+    double cmax = 0;
+    for (index_t i = 0; i < n_; ++i) {
+      const T* row = C_.row(i);
+      for (index_t j = 0; j < m_; ++j) cmax = std::max(cmax, std::abs(double(row[j])));
+    }
+    require(std::isfinite(cmax), "network simplex: the cost has a non-finite entry");
+    art_cost_ = (cmax + 1) * double(n_ + m_ + 1);
+    for (int32_t v = 0; v < root_; ++v) {
+      const bool source = v < n_;
+      parent_[v] = root_;
+      pred_[v] = arcs_ + v;
+      up_[v] = source;  // source -> root, root -> sink
+      flow_[v] = source ? a[v] : b[v - n_];
+      depth_[v] = 1;
+      P_[v] = source ? 0.0 : -art_cost_;
+      link_child(v, root_);
+    }
+  }
+
+  // --- child lists ------------------------------------------------------------------------
+  void link_child(int32_t v, int32_t p) {
+    parent_[v] = p;
+    prev_[v] = -1;
+    next_[v] = child_[p];
+    if (child_[p] >= 0) prev_[child_[p]] = v;
+    child_[p] = v;
+  }
+  void unlink_child(int32_t v) {
+    const int32_t p = parent_[v];
+    if (prev_[v] >= 0) {
+      next_[prev_[v]] = next_[v];
+    } else {
+      child_[p] = next_[v];
+    }
+    if (next_[v] >= 0) prev_[next_[v]] = prev_[v];
+  }
+
+  // --- pricing ------------------------------------------------------------------------------
+  // Offers the improving arcs among [e0, e0 + count) (cyclic) to `best`.
+  void scan(index_t e0, index_t count, BestArcs& best) const {
+    const double* pg = P_.data() + n_;
+    std::vector<std::pair<double, index_t>> chunks;
+    while (count > 0) {
+      const index_t i = e0 / m_, j0 = e0 % m_;
+      const index_t j1 = std::min(m_, j0 + count);
+      row_collect(C_.row(i), pg, P_[i], i, m_, j0, j1, best, chunks);
+      count -= j1 - j0;
+      e0 = (i + 1 == n_ && j1 == m_) ? 0 : i * m_ + j1;
+    }
+  }
+
+  // The same as scan(), split over the threads (the best set does not depend on the split).
+  void scan_parallel(index_t e0, index_t count, BestArcs& best) const {
+    const int t = int(std::min<index_t>(threads_, count / (kMinParallelScan / 2)));
+    if (t <= 1) return scan(e0, count, best);
+    std::vector<BestArcs> part(t);
+    const index_t piece = (count + t - 1) / t;
+    parallel_for(t, t, [&](index_t k) {
+      const index_t start = k * piece, len = std::min(count - start, piece);
+      if (len > 0) scan((e0 + start) % arcs_, len, part[k]);
+    });
+    for (const BestArcs& p : part) best.merge(p);
+  }
+
+  // Refills the candidate list from the next block (or super-block) holding improving arcs.
+  void refill() {
+    BestArcs best;
+    for (index_t scanned = 0, blocks = 0; scanned < arcs_ && best.empty(); ++blocks) {
+      const bool serial = blocks < kSerialBlocks;
+      const index_t len = std::min(arcs_ - scanned, serial ? block_ : block_ * kSuperBlocks);
+      if (serial) {
+        scan(next_arc_, len, best);
+      } else {
+        scan_parallel(next_arc_, len, best);
+      }
+      next_arc_ = (next_arc_ + len) % arcs_;
+      scanned += len;
+    }
+    list_.swap(best.entries());
+  }
+
+  // Re-prices the list, drops arcs no longer improving, and takes out the best one.
+  Candidate take_best() {
+    size_t keep = 0, best = 0;
+    for (const Entry& en : list_) {
+      const index_t i = en.arc / m_, j = en.arc % m_;
+      const double pg = P_[n_ + j], fi = P_[i];
+      const double rc = (en.cost + pg) - fi;
+      if (!(rc + rc_margin(en.cost, pg, fi) < 0)) continue;
+      list_[keep] = {rc, en.cost, en.arc};
+      if (list_[keep] < list_[best]) best = keep;
+      ++keep;
+    }
+    list_.resize(keep);
+    if (keep == 0) return {0, -1};
+    const Entry chosen = list_[best];
+    list_[best] = list_.back();
+    list_.pop_back();
+    return {chosen.rc, chosen.arc};
+  }
+
+  Candidate find_entering() {
+    Candidate in = take_best();
+    if (in.arc >= 0) return in;
+    refill();
+    return take_best();
+  }
+
+  // Full check with exact potentials: the first arc whose reduced cost is negative beyond
+  // round-off (the test of pricing), or none.
+  Candidate verify() const {
+    const index_t rows_per_block = std::max<index_t>(1, kMinParallelScan / m_);
+    std::vector<index_t> found(n_blocks(n_, rows_per_block), -1);
+    const double* pg = P_.data() + n_;
+    for_blocks(n_, rows_per_block, threads_, [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) {
+        const index_t j = row_violation(C_.row(i), pg, P_[i], m_);
+        if (j >= 0) {
+          found[i0 / rows_per_block] = i * m_ + j;
+          return;
+        }
+      }
+    });
+    for (index_t e : found) {
+      if (e < 0) continue;
+      const T c = C_(e / m_, e % m_);
+      return {transport_rc(c, pg[e % m_], P_[e / m_]), e};
+    }
+    return {0, -1};
+  }
+
+  // --- pivot ------------------------------------------------------------------------------
+  int32_t join_node(int32_t u, int32_t v) const {
+    while (depth_[u] > depth_[v]) u = parent_[u];
+    while (depth_[v] > depth_[u]) v = parent_[v];
+    while (u != v) {
+      u = parent_[u];
+      v = parent_[v];
+    }
+    return u;
+  }
+
+  void pivot(const Candidate& in) {
+    // Push theta units along the cycle first -> second (the entering arc) -> join -> first.
+    const int32_t first = int32_t(in.arc / m_), second = int32_t(n_ + in.arc % m_);
+    const int32_t join = join_node(first, second);
+    // Ratio test with the strongly feasible rule: the blocking arc met last when the cycle is
+    // walked from the join node (strict on the first path, non-strict on the second).
+    double theta = kInf;
+    int32_t out = -1;
+    bool out_on_first = true;
+    for (int32_t w = first; w != join; w = parent_[w])
+      if (up_[w] && flow_[w] < theta) theta = flow_[w], out = w, out_on_first = true;
+    for (int32_t w = second; w != join; w = parent_[w])
+      if (!up_[w] && flow_[w] <= theta) theta = flow_[w], out = w, out_on_first = false;
+    if (out < 0) throw std::logic_error("network simplex: unbounded cycle");
+    if (theta > 0) {
+      for (int32_t w = first; w != join; w = parent_[w]) flow_[w] += up_[w] ? -theta : theta;
+      for (int32_t w = second; w != join; w = parent_[w]) flow_[w] += up_[w] ? theta : -theta;
+    }
+    // The subtree cut off by the leaving arc is re-rooted at the entering arc's end on its side
+    // and hung from the other end.
+    const int32_t u_in = out_on_first ? first : second;
+    const int32_t v_in = out_on_first ? second : first;
+    reroot(u_in, v_in, out, in.arc, out_on_first, theta);
+    // Potentials of that subtree move so the entering arc gets a zero reduced cost.
+    shift_subtree(u_in, out_on_first ? in.rc : -in.rc);
+  }
+
+  void reroot(int32_t u_in, int32_t v_in, int32_t u_out, index_t arc, bool arc_up, double theta) {
+    path_.clear();
+    for (int32_t w = u_in;; w = parent_[w]) {
+      path_.push_back(w);
+      if (w == u_out) break;
+    }
+    for (int32_t w : path_) unlink_child(w);
+    // Walking down the reversed path, each node inherits its old child's arc, reversed.
+    index_t carry_arc = arc;
+    uint8_t carry_up = arc_up;
+    double carry_flow = theta;
+    int32_t new_parent = v_in;
+    for (int32_t w : path_) {
+      const index_t old_arc = pred_[w];
+      const uint8_t old_up = up_[w];
+      const double old_flow = flow_[w];
+      pred_[w] = carry_arc;
+      up_[w] = carry_up;
+      flow_[w] = carry_flow;
+      link_child(w, new_parent);
+      carry_arc = old_arc;
+      carry_up = !old_up;
+      carry_flow = old_flow;
+      new_parent = w;
+    }
+  }
+
+  // Adds sigma to P over the subtree of `top` (preorder walk) and refreshes depths.
+  void shift_subtree(int32_t top, double sigma) {
+    auto visit = [&](int32_t w) {
+      depth_[w] = depth_[parent_[w]] + 1;
+      P_[w] += sigma;
+    };
+    visit(top);
+    for (int32_t w = top;;) {
+      if (child_[w] >= 0) {
+        w = child_[w];
+      } else {
+        while (w != top && next_[w] < 0) w = parent_[w];
+        if (w == top) break;
+        w = next_[w];
+      }
+      visit(w);
+    }
+  }
+
+  // Exact potentials from the tree: every tree arc gets a zero reduced cost. With `anchored`,
+  // the root's arcs count as free when they are all of one kind: that shifts each subtree
+  // hanging from the root by the same constant (reduced costs unchanged) and drops the
+  // artificial cost A from the potentials, so they keep their full precision.
+  void recompute_potentials(bool anchored = false) {
+    bool one_kind = true;
+    for (int32_t w = child_[root_]; w >= 0; w = next_[w]) one_kind &= up_[w] == up_[child_[root_]];
+    const bool free_root_arcs = anchored && one_kind;
+    P_[root_] = 0;
+    depth_[root_] = 0;
+    for (int32_t w = child_[root_]; w >= 0;) {
+      const double c = parent_[w] == root_ && free_root_arcs ? 0.0 : arc_cost(pred_[w]);
+      P_[w] = up_[w] ? P_[parent_[w]] + c : P_[parent_[w]] - c;
+      depth_[w] = depth_[parent_[w]] + 1;
+      if (child_[w] >= 0) {
+        w = child_[w];
+      } else {
+        while (w != root_ && next_[w] < 0) w = parent_[w];
+        if (w == root_) break;
+        w = next_[w];
+      }
+    }
+  }
+
+  void collect(Result& out) const {
+    out.f.assign(P_.begin(), P_.begin() + n_);
+    out.g.resize(m_);
+    for (index_t j = 0; j < m_; ++j) out.g[j] = -P_[n_ + j];
+    for (int32_t v = 0; v < root_; ++v) {
+      const index_t e = pred_[v];
+      if (!is_transport(e) || !(flow_[v] > 0)) continue;
+      out.rows.push_back(e / m_);
+      out.cols.push_back(e % m_);
+      out.mass.push_back(flow_[v]);
+      out.value += flow_[v] * double(C_(e / m_, e % m_));
+    }
+  }
+
+  MatrixView<T> C_;
+  index_t n_, m_, arcs_;
+  int32_t root_;
+  int threads_ = 1;
+  index_t max_iter_ = 0;
+  index_t block_ = 10;
+  index_t next_arc_ = 0;
+  double art_cost_ = 0;
+  std::vector<int32_t> parent_, depth_, child_, next_, prev_, path_;
+  std::vector<index_t> pred_;
+  std::vector<uint8_t> up_;
+  std::vector<Entry> list_;
+  std::vector<double> flow_, P_;
+};
+
+// Keeps the rows and columns of positive weight (copying the cost only when some are dropped).
+template <class T>
+struct ActiveProblem {
+  std::vector<index_t> rows, cols;
+  std::vector<T> storage;
+  std::vector<double> a, b;
+  MatrixView<T> cost;
+};
+
+template <class T>
+ActiveProblem<T> active_problem(MatrixView<T> C, const double* a, const double* b) {
+  ActiveProblem<T> p;
+  double sa = 0, sb = 0;
+  for (index_t i = 0; i < C.rows; ++i)
+    if (a[i] > 0) p.rows.push_back(i), p.a.push_back(a[i]), sa += a[i];
+  for (index_t j = 0; j < C.cols; ++j)
+    if (b[j] > 0) p.cols.push_back(j), p.b.push_back(b[j]), sb += b[j];
+  require(sa > 0 && sb > 0, "emd: the weights must have a positive sum");
+  // The two masses agree to the caller's tolerance; make them agree exactly.
+  for (double& x : p.b) x *= sa / sb;
+  const index_t n = index_t(p.rows.size()), m = index_t(p.cols.size());
+  if (n == C.rows && m == C.cols) {
+    p.cost = C;
+    return p;
+  }
+  p.storage.resize(n * m);
+  for (index_t r = 0; r < n; ++r) {
+    const T* src = C.row(p.rows[r]);
+    T* dst = p.storage.data() + r * m;
+    for (index_t c = 0; c < m; ++c) dst[c] = src[p.cols[c]];
+  }
+  p.cost = MatrixView<T>(p.storage.data(), n, m);
+  return p;
+}
+
+// Potentials of dropped (zero-weight) nodes by c-transform, which keeps f (+) g <= C.
+template <class T>
+void complete_potentials(MatrixView<T> C, const double* a, const double* b, Result& r) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  for (index_t i = 0; i < C.rows; ++i) {
+    if (a[i] > 0) continue;
+    double best = inf;
+    for (index_t j = 0; j < C.cols; ++j)
+      if (b[j] > 0) best = std::min(best, double(C(i, j)) - r.g[j]);
+    r.f[i] = best;
+  }
+  for (index_t j = 0; j < C.cols; ++j) {
+    if (b[j] > 0) continue;
+    double best = inf;
+    for (index_t i = 0; i < C.rows; ++i) best = std::min(best, double(C(i, j)) - r.f[i]);
+    r.g[j] = best;
+  }
+}
+
+// Fixes the free constant of the potentials by <a, f> = <b, g>.
+inline void balance_potentials(const double* a, const double* b, Result& r) {
+  double af = 0, bg = 0, mass = 0;
+  for (size_t i = 0; i < r.f.size(); ++i)
+    if (a[i] > 0) af += a[i] * r.f[i], mass += a[i];
+  for (size_t j = 0; j < r.g.size(); ++j)
+    if (b[j] > 0) bg += b[j] * r.g[j];
+  const double shift = (af - bg) / (2 * mass);
+  for (double& x : r.f) x -= shift;
+  for (double& x : r.g) x += shift;
+}
+
+}  // namespace detail
+
+// Solves min <P, C> over the couplings of a and b (equal masses, non-negative, positive sum).
+template <class T>
+Result emd(MatrixView<T> C, const double* a, const double* b, const Options& opt) {
+  auto p = detail::active_problem(C, a, b);
+  Result r = detail::NetworkSimplex<T>(p.cost, p.a.data(), p.b.data(), opt).solve();
+  if (p.storage.empty()) {
+    detail::balance_potentials(a, b, r);
+    return r;
+  }
+  // Map the compacted problem back to the caller's indices.
+  std::vector<double> f(C.rows, 0.0), g(C.cols, 0.0);
+  for (size_t k = 0; k < p.rows.size(); ++k) f[p.rows[k]] = r.f[k];
+  for (size_t k = 0; k < p.cols.size(); ++k) g[p.cols[k]] = r.g[k];
+  r.f = std::move(f);
+  r.g = std::move(g);
+  for (index_t& i : r.rows) i = p.rows[i];
+  for (index_t& j : r.cols) j = p.cols[j];
+  detail::complete_potentials(C, a, b, r);
+  detail::balance_potentials(a, b, r);
+  return r;
+}
+
+// B independent problems (cost (B, n, m), weights (B, n) and (B, m)), one per thread.
+template <class T>
+std::vector<Result> emd_batch(const T* C, index_t batch, index_t n, index_t m, const double* a,
+                              const double* b, const Options& opt) {
+  std::vector<Result> out(batch);
+  Options one = opt;
+  const int threads = resolve_threads(opt.threads);
+  one.threads = batch >= threads ? 1 : std::max(1, threads / int(batch));
+  parallel_for(batch, threads, [&](index_t k) {
+    out[k] = emd(MatrixView<T>(C + k * n * m, n, m), a + k * n, b + k * m, one);
+  });
+  return out;
+}
+
+}  // namespace pyot::exact
