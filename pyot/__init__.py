@@ -12,6 +12,7 @@ from ._config import config, cuda_available, show_config
 from ._result import ConvergenceWarning, OTResult, SinkhornResult
 from .costs import PointCloud, cost_matrix
 from .exact import emd
+from .partial import partial_ot, partial_wasserstein_1d
 from .sinkhorn import sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
 
 try:
@@ -29,6 +30,8 @@ __all__ = [
     "cost_matrix",
     "cuda_available",
     "emd",
+    "partial_ot",
+    "partial_wasserstein_1d",
     "show_config",
     "sinkhorn",
     "sinkhorn_divergence",

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from . import _core
 from . import _validate as V
-from ._problem import validated_problem
+from ._problem import Problem, validated_problem
 from ._result import OTResult, warn_not_converged
 
 __all__ = ["emd"]
@@ -125,8 +125,15 @@ def emd(
     max_iter = V.integer(max_iter, "max_iter", fn, minimum=0)
     n_threads = V.threads(threads, fn)
     problem = validated_problem(cost, a, b, fn, balanced=True)
+    result = solve_problem(problem, max_iter, n_threads)
+    warn_not_converged(fn, result, "Raise max_iter.")
+    return result
+
+
+def solve_problem(problem: Problem, max_iter: int, threads: int) -> OTResult:
+    """The network simplex on a validated balanced problem (no warning: callers decide)."""
     status, n_iter, value, f, g, k, rows, cols, mass = _core.emd(
-        problem.cost, problem.a, problem.b, max_iter=max_iter, threads=n_threads
+        problem.cost, problem.a, problem.b, max_iter=max_iter, threads=threads
     )
     dtype = problem.dtype
     batch, n, m = problem.cost.shape
@@ -141,6 +148,4 @@ def emd(
         fields = dict(value=float(value[0]), f=f[0].astype(dtype), g=g[0].astype(dtype),
                       n_iter=int(n_iter[0]), marginal_error=float(err[0]),
                       converged=bool(converged[0]))
-    result = OTResult(plan=plan, **fields)
-    warn_not_converged(fn, result, "Raise max_iter.")
-    return result
+    return OTResult(plan=plan, **fields)

@@ -7,6 +7,7 @@ void bind_config(py::module_& m);
 void bind_costs(py::module_& m);
 void bind_sinkhorn(py::module_& m);
 void bind_exact(py::module_& m);
+void bind_partial(py::module_& m);
 void bind_cuda(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -15,5 +16,6 @@ PYBIND11_MODULE(_core, m) {
   bind_costs(m);
   bind_sinkhorn(m);
   bind_exact(m);
+  bind_partial(m);
   bind_cuda(m);
 }
