@@ -20,6 +20,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "entropic OT: time to tol, accuracy and per-iteration hardware bound vs POT, OTT-JAX, "
         "GeomLoss",
     ),
+    "sparse": (
+        "bench.sparse",
+        "sparsity-constrained and quadratic OT: time to POT's marginal error vs POT smooth_ot",
+    ),
 }
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._config import config, cuda_available, show_config
-from ._result import ConvergenceWarning, OTResult, SinkhornResult
+from ._result import ConvergenceWarning, OTResult, SinkhornResult, SparseResult
 from .costs import PointCloud, cost_matrix
 from .exact import emd
 from .partial import partial_ot, partial_wasserstein_1d
 from .sinkhorn import sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
+from .sparse import quadratic_ot, sparse_ot
 
 try:
     __version__ = version("pyot-engine")
@@ -25,6 +26,7 @@ __all__ = [
     "OTResult",
     "PointCloud",
     "SinkhornResult",
+    "SparseResult",
     "__version__",
     "config",
     "cost_matrix",
@@ -32,8 +34,10 @@ __all__ = [
     "emd",
     "partial_ot",
     "partial_wasserstein_1d",
+    "quadratic_ot",
     "show_config",
     "sinkhorn",
     "sinkhorn_divergence",
+    "sparse_ot",
     "unbalanced_sinkhorn",
 ]

@@ -29,6 +29,7 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
     big_x, big_y = rng.random((20_000, 3)), rng.random((20_000, 3))
     batch = np.stack([pyot.cost_matrix(*_two_moons(300, rng)) for _ in range(16)])
     a = rng.random(2000) + 0.5
+    cost500 = np.ascontiguousarray(cost[:500, :500])
     b = rng.random(2000) + 0.5
     return [
         ("sinkhorn, float64, eps=0.01", "2000 x 2000",
@@ -44,6 +45,8 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
                                           reg_marginals=1.0)),
         ("sinkhorn_divergence, eps=0.01", "2000 vs 2000",
          lambda: pyot.sinkhorn_divergence(x, y, eps=0.01)),
+        ("sparse_ot, k=5, reg=0.1, cost / max", "500 x 500",
+         lambda: pyot.sparse_ot(cost500 / cost500.max(), k=5, reg=0.1)),
     ]
 
 

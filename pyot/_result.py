@@ -117,3 +117,15 @@ class SinkhornResult(OTResult):
 
     objective: Any = None
     eps: Any = None
+
+
+@dataclass(frozen=True, repr=False)
+class SparseResult(OTResult):
+    """Result of a quadratically regularized solver (``sparse_ot``, ``quadratic_ot``): adds the
+    regularized ``objective`` ``<P, C> + (reg / 2) ||P||^2`` and ``reg``.
+
+    ``plan`` is a ``scipy.sparse.csc_array``; on its support ``P_ij = (f_i + g_j - C_ij) / reg``.
+    """
+
+    objective: Any = None
+    reg: Any = None

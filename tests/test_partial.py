@@ -278,9 +278,11 @@ def test_partial_1d_bad_inputs(ref, kwargs, exc, name):
         pyot.partial_wasserstein_1d(args.pop("u"), args.pop("v"), **args)
 
 
+# Costs on a grid of 1/8: HiGHS, the reference, works to tolerances of about 1e-7 and
+# cannot separate costs closer than that.
 @settings(max_examples=40, deadline=None)
 @given(
-    arrays(np.float64, (5, 4), elements=st.floats(0, 10)),
+    arrays(np.float64, (5, 4), elements=st.integers(0, 80).map(lambda k: k / 8)),
     st.floats(0.05, 1.0),
 )
 def test_partial_property_matches_linprog(cost, mass):

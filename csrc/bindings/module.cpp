@@ -8,6 +8,7 @@ void bind_costs(py::module_& m);
 void bind_sinkhorn(py::module_& m);
 void bind_exact(py::module_& m);
 void bind_partial(py::module_& m);
+void bind_sparse(py::module_& m);
 void bind_cuda(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -17,5 +18,6 @@ PYBIND11_MODULE(_core, m) {
   bind_sinkhorn(m);
   bind_exact(m);
   bind_partial(m);
+  bind_sparse(m);
   bind_cuda(m);
 }
