@@ -142,13 +142,25 @@ class ColumnSolver {
       vals.push_back(t);
       h += t * v[i] - 0.5 * o.reg * t * t;
     }
-    if (semi && rows.size() == first) {
+    if (!semi) return h;
+    if (rows.size() == first) {
       // |v| so large that v - reg b_j rounds to v (alpha diverging, e.g. k m < n): the
       // projection puts the whole column mass on its largest entry.
       const index_t top = cand_.front();
       rows.push_back(top);
       vals.push_back(bj);
-      h = bj * v[top] - 0.5 * o.reg * bj * bj;
+      return bj * v[top] - 0.5 * o.reg * bj * bj;
+    }
+    // The projection's mass is b_j exactly up to the round-off of (v_i - tau) / reg, which
+    // grows with |v| / (reg b_j): restore it, so every column is feasible to the last bits.
+    double mass = 0.0;
+    for (size_t r = first; r < vals.size(); ++r) mass += vals[r];
+    if (mass > 0.0 && std::fabs(mass - bj) > 1e-12 * bj) {
+      h = 0.0;
+      for (size_t r = first; r < vals.size(); ++r) {
+        vals[r] *= bj / mass;
+        h += vals[r] * v[rows[r]] - 0.5 * o.reg * vals[r] * vals[r];
+      }
     }
     return h;
   }
