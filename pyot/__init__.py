@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._config import config, cuda_available, show_config
 from ._result import ConvergenceWarning, OTResult, SinkhornResult, SparseResult
 from .costs import PointCloud, cost_matrix
-from .exact import emd
+from .exact import emd, wasserstein_1d
 from .partial import partial_ot, partial_wasserstein_1d
 from .sinkhorn import sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
 from .sparse import quadratic_ot, sparse_ot
@@ -40,4 +40,5 @@ __all__ = [
     "sinkhorn_divergence",
     "sparse_ot",
     "unbalanced_sinkhorn",
+    "wasserstein_1d",
 ]

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import wasserstein_distance
 
 import pyot
 
@@ -253,3 +254,88 @@ def test_emd_property_optimal(problem):
     res = pyot.emd(cost, a, b)
     assert res.converged
     check_optimality(res, cost, a, b, atol=1e-10)
+
+
+class TestWasserstein1D:
+    @pytest.mark.parametrize(("n", "m"), [(1, 1), (1, 5), (50, 50), (300, 170), (5000, 4000)])
+    def test_p1_matches_scipy(self, rng, n, m):
+        u, v = rng.normal(size=n), rng.normal(size=m) + 0.3
+        wu, wv = rng.uniform(0, 1, n), rng.uniform(0, 1, m)
+        expected = wasserstein_distance(u, v)
+        assert pyot.wasserstein_1d(u, v) == pytest.approx(expected, rel=1e-10)
+        expected_w = wasserstein_distance(u, v, wu, wv)
+        assert pyot.wasserstein_1d(u, v, wu, wv) == pytest.approx(expected_w, rel=1e-10)
+
+    def test_p2_quantile_formula(self, rng):
+        u, v = rng.normal(size=3000), rng.exponential(size=3000)
+        expected = np.mean((np.sort(u) - np.sort(v)) ** 2)
+        assert pyot.wasserstein_1d(u, v, p=2.0) == pytest.approx(expected, rel=1e-12)
+
+    @pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0])
+    def test_matches_emd(self, rng, p):
+        u, v = rng.normal(size=20), rng.normal(size=13)
+        wu, wv = rng.uniform(0, 1, 20), rng.uniform(0, 1, 13)
+        wu[3] = 0.0
+        cost = np.abs(u[:, None] - v[None]) ** p
+        expected = pyot.emd(cost, wu / wu.sum(), wv / wv.sum()).value
+        assert pyot.wasserstein_1d(u, v, wu, wv, p=p) == pytest.approx(expected, rel=1e-10)
+        assert pyot.wasserstein_1d(u, v, p=p) == pytest.approx(pyot.emd(cost).value, rel=1e-10)
+
+    def test_translation(self, rng):
+        u = rng.normal(size=100)
+        assert pyot.wasserstein_1d(u, u + 0.5, p=3.0) == pytest.approx(0.125, rel=1e-12)
+        assert pyot.wasserstein_1d(u, u) == 0.0
+
+    def test_columns_equal_loop(self, rng):
+        u, v = rng.normal(size=(60, 4)), rng.normal(size=(45, 4))
+        wu, wv = rng.uniform(0.1, 1, 60), rng.uniform(0.1, 1, 45)
+        out = pyot.wasserstein_1d(u, v, wu, wv, p=2.0)
+        assert out.shape == (4,)
+        for c in range(4):
+            assert out[c] == pyot.wasserstein_1d(u[:, c], v[:, c], wu, wv, p=2.0)
+
+    def test_float32_and_ties(self, rng):
+        u = rng.integers(0, 5, 400).astype(np.float32)  # many ties
+        v = rng.integers(0, 5, 300).astype(np.float32)
+        expected = wasserstein_distance(u.astype(np.float64), v.astype(np.float64))
+        assert pyot.wasserstein_1d(u, v) == pytest.approx(expected, rel=1e-6)
+
+    def test_inputs_untouched(self, rng):
+        u, v = rng.normal(size=3000), rng.normal(size=2500)
+        copies = u.copy(), v.copy()
+        pyot.wasserstein_1d(u, v, np.ones(3000), None)
+        np.testing.assert_array_equal(u, copies[0])
+        np.testing.assert_array_equal(v, copies[1])
+
+    @pytest.mark.parametrize(
+        ("kwargs", "exc", "name"),
+        [
+            ({"p": 0.5}, ValueError, "p"),
+            ({"p": np.inf}, ValueError, "p"),
+            ({"p": "2"}, TypeError, "p"),
+            ({"u": [0.0, np.nan]}, ValueError, "u"),
+            ({"v": [np.inf]}, ValueError, "v"),
+            ({"u": [[0.0, 1.0]], "v": [[0.0, 1.0, 2.0]]}, ValueError, "u"),
+            ({"u": [[0.0, 1.0]]}, ValueError, "u"),
+            ({"u": np.zeros((2, 2, 2))}, ValueError, "u"),
+            ({"u": []}, ValueError, "u"),
+            ({"u_weights": [1.0, -1.0]}, ValueError, "u_weights"),
+            ({"v_weights": [1.0, 1.0]}, ValueError, "v_weights"),
+            ({"v_weights": [0.0]}, ValueError, "v_weights"),
+            ({"u": ["a", "b"]}, TypeError, "u"),
+            ({"u": [1j, 2j]}, TypeError, "u"),
+        ],
+    )
+    def test_bad_inputs(self, ref, kwargs, exc, name):
+        args = {"u": [0.0, 1.0], "v": [0.5], **kwargs}
+        with pytest.raises(exc, match=ref.arg(name)):
+            pyot.wasserstein_1d(args.pop("u"), args.pop("v"), **args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float64, st.integers(1, 12), elements=st.floats(-100, 100)),
+    arrays(np.float64, st.integers(1, 12), elements=st.floats(-100, 100)),
+)
+def test_wasserstein_1d_property_p1(u, v):
+    assert pyot.wasserstein_1d(u, v) == pytest.approx(wasserstein_distance(u, v), abs=1e-9)

@@ -1,6 +1,10 @@
 // Bindings of the exact family: the network simplex, single or batched.
 #include "pyot/exact.hpp"
 
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <optional>
 #include <tuple>
 #include <vector>
 
@@ -63,6 +67,30 @@ EmdOut emd(const carray<T>& cost, const carray<double>& a, const carray<double>&
   return pack(results, n, m);
 }
 
+// u (n, k), v (m, k); weights None (uniform) or probability vectors. Returns W_p^p (k,).
+template <class T>
+carray<double> wasserstein_1d(const carray<T>& u, const carray<T>& v,
+                              const std::optional<carray<double>>& wu,
+                              const std::optional<carray<double>>& wv, double p, int threads) {
+  require_ndim(u, 2, "u");
+  require_ndim(v, 2, "v");
+  const index_t n = u.shape(0), m = v.shape(0), k = u.shape(1);
+  require(v.shape(1) == k, "u and v must have the same number of columns");
+  require(n > 0 && m > 0 && k > 0, "u and v must not be empty");
+  require(std::isfinite(p) && p >= 1.0, "p must be >= 1");
+  if (wu) require_shape(*wu, {n}, "u_weights");
+  if (wv) require_shape(*wv, {m}, "v_weights");
+  carray<double> out(k);
+  double* o = out.mutable_data();
+  const double* pu = wu ? wu->data() : nullptr;
+  const double* pv = wv ? wv->data() : nullptr;
+  {
+    py::gil_scoped_release release;
+    ex::wasserstein_1d(u.data(), n, v.data(), m, k, pu, pv, p, threads, o);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_exact(py::module_& m) {
@@ -71,4 +99,9 @@ void bind_exact(py::module_& m) {
                     py::arg("threads"),
                     "Batched network simplex. Returns (status, n_iter, value, f, g, problem, "
                     "row, col, mass): per-problem fields, then the plans' support.");
+  PYOT_DEF_FLOATING(m, "wasserstein_1d", wasserstein_1d, py::arg("u").noconvert(),
+                    py::arg("v").noconvert(), py::arg("u_weights").noconvert(),
+                    py::arg("v_weights").noconvert(), py::kw_only(), py::arg("p"),
+                    py::arg("threads"),
+                    "W_p^p on the line between the columns of u (n, k) and v (m, k).");
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "pyot/common/config.hpp"
+#include "pyot/common/line.hpp"
 #include "pyot/common/status.hpp"
 #include "pyot/common/threads.hpp"
 #include "pyot/common/view.hpp"
@@ -583,6 +584,49 @@ std::vector<Result> emd_batch(const T* C, index_t batch, index_t n, index_t m, c
     out[k] = emd(MatrixView<T>(C + k * n * m, n, m), a + k * n, b + k * m, one);
   });
   return out;
+}
+
+// W_p^p on the line between the columns of u (n x k) and v (m x k), both row-major: out[c]
+// for column c. Weights wu (n) and wv (m) are probability weights shared by the columns, or
+// null for uniform. The 2k sorts run in parallel, then the k merges (ALGORITHMS 3.2).
+template <class T>
+void wasserstein_1d(const T* u, index_t n, const T* v, index_t m, index_t k, const double* wu,
+                    const double* wv, double p, int threads, double* out) {
+  require(n > 0 && m > 0 && k > 0, "wasserstein_1d: empty samples");
+  const bool weighted = wu != nullptr || wv != nullptr;
+  std::vector<double> uniform_u, uniform_v;
+  if (weighted && !wu) wu = (uniform_u.assign(n, 1.0 / double(n)), uniform_u.data());
+  if (weighted && !wv) wv = (uniform_v.assign(m, 1.0 / double(m)), uniform_v.data());
+  threads = resolve_threads(threads);
+  // Sorted columns (and their cumulative weights), side by side: u's k columns, then v's.
+  std::vector<T> sorted(std::size_t((n + m) * k));
+  std::vector<double> cumulative(weighted ? sorted.size() : 0);
+  std::vector<line::SortScratch<T>> scratch(static_cast<std::size_t>(threads));
+  parallel_for(2 * k, threads, [&](index_t task) {
+    const bool first = task < k;
+    const index_t c = first ? task : task - k, len = first ? n : m;
+    const T* src = first ? u : v;
+    const index_t offset = first ? c * n : k * n + c * m;
+    line::SortScratch<T>& s = scratch[std::size_t(thread_id())];
+    s.reserve(len, weighted);
+    T* col = sorted.data() + offset;
+    for (index_t r = 0; r < len; ++r) col[r] = src[r * k + c];
+    if (weighted) {
+      line::sort_with_weights(col, first ? wu : wv, len, 1.0, s, col, cumulative.data() + offset);
+    } else {
+      line::sort_values(col, len, s);
+    }
+  });
+  line::dispatch_power(p, [&](const auto& h) {
+    parallel_for(k, threads, [&](index_t c) {
+      const T* su = sorted.data() + c * n;
+      const T* sv = sorted.data() + k * n + c * m;
+      out[c] = weighted ? line::wpp_sorted(su, cumulative.data() + c * n, n, sv,
+                                           cumulative.data() + k * n + c * m, m, h)
+                        : line::wpp_sorted_uniform(su, n, sv, m, h);
+    });
+    return 0;
+  });
 }
 
 }  // namespace pyot::exact
