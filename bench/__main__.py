@@ -20,6 +20,15 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "entropic OT: time to tol, accuracy and per-iteration hardware bound vs POT, OTT-JAX, "
         "GeomLoss",
     ),
+    "exact": (
+        "bench.exact",
+        "network simplex (single, threaded, batched) vs POT ot.emd and scipy "
+        "linear_sum_assignment; wasserstein_1d vs POT and scipy",
+    ),
+    "partial": (
+        "bench.partial",
+        "partial OT, exact and entropic, vs POT ot.partial at the same tolerance",
+    ),
     "sparse": (
         "bench.sparse",
         "sparsity-constrained and quadratic OT: time to POT's marginal error vs POT smooth_ot",

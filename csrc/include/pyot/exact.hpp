@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -53,17 +54,55 @@ constexpr double kRelTol = 16 * std::numeric_limits<double>::epsilon();
 // cyclically until one holds improving arcs; the kListSize best of them form a candidate list, and
 // the next pivots take the best arc still improving in that list (re-priced from the potentials,
 // its costs kept beside it) before C is read again. After kSerialBlocks empty blocks, the scan
-// continues in super-blocks of kSuperBlocks blocks split over the threads. Every rule depends
-// on the arcs' order only, never on the thread count, so neither does the pivot sequence.
+// continues in super-blocks of kSuperBlocks blocks (at least kMinSuperBlock arcs) split over
+// the threads. Every rule depends on the arcs' order only, never on the thread count, so
+// neither does the pivot sequence.
 constexpr int kSerialBlocks = 2;
 constexpr index_t kSuperBlocks = 32;
-constexpr index_t kMinParallelScan = index_t{1} << 15;
+constexpr index_t kMinSuperBlock = index_t{1} << 18;
+constexpr index_t kMinParallelScan = index_t{1} << 16;  // arcs per thread of a parallel scan
 constexpr size_t kListSize = 8;
 constexpr double kBlockFactor = 3.0;  // block = kBlockFactor * sqrt(nm), tuned on the bench grid
 
 struct Candidate {
   double rc = 0;
   index_t arc = -1;  // -1: none
+};
+
+// Whether the next super-block is scanned by all threads or by one. Both give the same result
+// (so the choice changes the speed only) and the choice follows measured throughput: a
+// parallel region costs microseconds on an idle machine but up to a scheduler quantum when
+// another process holds a core, where threads make pricing slower (POT issue 698). Parallel
+// scans are kept while they beat the serial rate by kGain; the losing mode is re-measured from
+// time to time, less often while the measurements agree.
+class ScanPolicy {
+ public:
+  explicit ScanPolicy(int threads) : threads_(threads) {}
+  int threads_for_next() {
+    if (threads_ <= 1) return 1;
+    if (serial_rate_ == 0) return 1;
+    if (parallel_rate_ == 0) return threads_;
+    const bool parallel_wins = parallel_rate_ > kGain * serial_rate_;
+    const bool probe = ++since_probe_ >= probe_every_;
+    if (probe) since_probe_ = 0;
+    return probe != parallel_wins ? threads_ : 1;
+  }
+  void record(int threads, index_t arcs, double seconds) {
+    const bool parallel_won = parallel_rate_ > kGain * serial_rate_;
+    double& rate = threads > 1 ? parallel_rate_ : serial_rate_;
+    const double now = double(arcs) / std::max(seconds, 1e-9);
+    rate = rate == 0 ? now : 0.75 * rate + 0.25 * now;
+    // A probe that confirms the current choice makes the next probe wait twice as long.
+    const bool same = (parallel_rate_ > kGain * serial_rate_) == parallel_won;
+    probe_every_ = same ? std::min<index_t>(2 * probe_every_, kMaxProbe) : kMinProbe;
+  }
+
+ private:
+  static constexpr double kGain = 1.2;
+  static constexpr index_t kMinProbe = 8, kMaxProbe = 1024;
+  int threads_;
+  index_t since_probe_ = 0, probe_every_ = kMinProbe;
+  double serial_rate_ = 0, parallel_rate_ = 0;
 };
 
 // An arc of the candidate list with its cost (so re-pricing touches only the potentials).
@@ -164,8 +203,10 @@ class NetworkSimplex {
     require(n_ > 0 && m_ > 0, "network simplex: empty problem");
     require(n_ + m_ < std::numeric_limits<int32_t>::max(), "network simplex: too many nodes");
     threads_ = resolve_threads(opt.threads);
+    policy_ = ScanPolicy(threads_);
     max_iter_ = opt.max_iter;
     block_ = std::max<index_t>(index_t(kBlockFactor * std::sqrt(double(arcs_))), 10);
+    super_block_ = std::max(kSuperBlocks * block_, kMinSuperBlock);
     init_tree(a, b);
   }
 
@@ -265,9 +306,9 @@ class NetworkSimplex {
     }
   }
 
-  // The same as scan(), split over the threads (the best set does not depend on the split).
-  void scan_parallel(index_t e0, index_t count, BestArcs& best) const {
-    const int t = int(std::min<index_t>(threads_, count / (kMinParallelScan / 2)));
+  // The same as scan(), split over `threads` (the best set does not depend on the split).
+  void scan_parallel(index_t e0, index_t count, int threads, BestArcs& best) const {
+    const int t = int(std::min<index_t>(threads, count / kMinParallelScan));
     if (t <= 1) return scan(e0, count, best);
     std::vector<BestArcs> part(t);
     const index_t piece = (count + t - 1) / t;
@@ -283,11 +324,15 @@ class NetworkSimplex {
     BestArcs best;
     for (index_t scanned = 0, blocks = 0; scanned < arcs_ && best.empty(); ++blocks) {
       const bool serial = blocks < kSerialBlocks;
-      const index_t len = std::min(arcs_ - scanned, serial ? block_ : block_ * kSuperBlocks);
+      const index_t len = std::min(arcs_ - scanned, serial ? block_ : super_block_);
       if (serial) {
         scan(next_arc_, len, best);
       } else {
-        scan_parallel(next_arc_, len, best);
+        const int threads = policy_.threads_for_next();
+        const auto start = std::chrono::steady_clock::now();
+        scan_parallel(next_arc_, len, threads, best);
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        policy_.record(threads, len, took.count());
       }
       next_arc_ = (next_arc_ + len) % arcs_;
       scanned += len;
@@ -328,7 +373,8 @@ class NetworkSimplex {
     const index_t rows_per_block = std::max<index_t>(1, kMinParallelScan / m_);
     std::vector<index_t> found(n_blocks(n_, rows_per_block), -1);
     const double* pg = P_.data() + n_;
-    for_blocks(n_, rows_per_block, threads_, [&](index_t i0, index_t i1) {
+    const int threads = arcs_ >= kMinSuperBlock ? threads_ : 1;
+    for_blocks(n_, rows_per_block, threads, [&](index_t i0, index_t i1) {
       for (index_t i = i0; i < i1; ++i) {
         const index_t j = row_violation(C_.row(i), pg, P_[i], m_);
         if (j >= 0) {
@@ -473,12 +519,14 @@ class NetworkSimplex {
   int threads_ = 1;
   index_t max_iter_ = 0;
   index_t block_ = 10;
+  index_t super_block_ = 10;
   index_t next_arc_ = 0;
   double art_cost_ = 0;
   std::vector<int32_t> parent_, depth_, child_, next_, prev_, path_;
   std::vector<index_t> pred_;
   std::vector<uint8_t> up_;
   std::vector<Entry> list_;
+  ScanPolicy policy_{1};
   std::vector<double> flow_, P_;
 };
 
