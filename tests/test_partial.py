@@ -190,6 +190,14 @@ class TestEntropicPartial:
         full = pyot.sinkhorn(cost, eps=0.05, tol=1e-10)
         np.testing.assert_allclose(part.plan, full.plan, atol=1e-8)
 
+    def test_threads_do_not_change_the_result(self, rng):
+        cost = clouds(rng, 700, 600)  # large enough for two threads
+        one = pyot.partial_ot(cost, mass=0.6, eps=0.05, tol=1e-9, threads=1)
+        two = pyot.partial_ot(cost, mass=0.6, eps=0.05, tol=1e-9, threads=2)
+        assert one.n_iter == two.n_iter
+        np.testing.assert_allclose(two.f, one.f, rtol=1e-12, atol=1e-15)
+        assert two.value == pytest.approx(one.value, rel=1e-12)
+
     def test_max_iter_warns(self, rng):
         cost = clouds(rng, 20, 20)
         with pytest.warns(pyot.ConvergenceWarning):

@@ -666,7 +666,7 @@ class TestThreads:
     def test_thread_count_independence(self, rng, monkeypatch, kind):
         if kind == "online":
             monkeypatch.setattr(importlib.import_module("pyot.sinkhorn"), "_DENSE_LIMIT", 0)
-        n, m = 180, 150
+        n, m = 800, 700  # above the work per thread below which solvers stay on one thread
         x, y = clouds(rng, n, m, d=3, unit=True)
         a, b = weights(rng, n), weights(rng, m)
         if kind == "online":
@@ -1161,7 +1161,7 @@ class TestSinkhornDivergence:
         np.testing.assert_allclose(online, dense, rtol=1e-7, atol=1e-12)
 
     def test_threads(self, rng):
-        x, y = clouds(rng, 60, 50, d=3)
+        x, y = clouds(rng, 700, 600, d=3)  # large enough for two threads
         s1 = pyot.sinkhorn_divergence(x, y, eps=0.1, threads=1)
         s2 = pyot.sinkhorn_divergence(x, y, eps=0.1, threads=2)
         np.testing.assert_allclose(s2, s1, rtol=1e-12, atol=1e-15)
@@ -1376,7 +1376,7 @@ class TestUnbalanced:
         np.testing.assert_allclose(r32.objective, r64.objective, rtol=1e-4, atol=1e-6)
 
     def test_threads(self, rng):
-        cost, a, b = problem(rng, 150, 120)
+        cost, a, b = problem(rng, 700, 600)  # large enough for two threads
         r1 = pyot.unbalanced_sinkhorn(cost, a, 2 * b, eps=0.02, reg_marginals=0.5, threads=1)
         r2 = pyot.unbalanced_sinkhorn(cost, a, 2 * b, eps=0.02, reg_marginals=0.5, threads=2)
         assert r1.n_iter == r2.n_iter

@@ -67,7 +67,7 @@ Result solve_entropic(const Kernel& kernel, const double* a, const double* b, do
   const sinkhorn::detail::Weights w(a, b, n, m);
   sinkhorn::LogDomain<Kernel> half(kernel, w);
   const double eps = o.eps, inv = 1.0 / eps, log_mass = std::log(o.mass);
-  const int threads = resolve_threads(o.threads);
+  const int threads = threads_for_work(o.threads, n * m);
   std::vector<double> row(n), col(m), hcol(m);
   Result r;
   bool cols_known = false;

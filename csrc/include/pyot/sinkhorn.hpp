@@ -695,7 +695,7 @@ class Driver {
       : o_(o),
         n_(kernel.rows()),
         m_(kernel.cols()),
-        threads_(resolve_threads(o.threads)),
+        threads_(threads_for_work(o.threads, kernel.rows() * kernel.cols())),
         w_(a, b, n_, m_),
         logdom_(kernel, w_),
         scaling_(scaling),
@@ -1008,7 +1008,7 @@ Result solve_online(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
 template <class Kernel>
 Result solve_symmetric(const Kernel& kernel, const double* a, double* h, const Options& o) {
   const index_t n = kernel.rows();
-  const int threads = resolve_threads(o.threads);
+  const int threads = threads_for_work(o.threads, n * n);
   const detail::Weights w(a, a, n, n);
   LogDomain<Kernel> logdom(kernel, w);
   std::vector<double> r(n);

@@ -39,10 +39,6 @@ namespace pyot::sparse {
 
 constexpr index_t kColBlock = 32;  // columns per task
 constexpr index_t kTile = 64;      // transpose tile edge
-// Cost entries per thread below which an evaluation stays on fewer threads: a fork/join per
-// evaluation costs more than the work on small problems (measured: 150 x 140 ran 300x slower
-// on 2 threads than on 1 while another process held the second core).
-constexpr index_t kMinEntriesPerThread = index_t(1) << 18;
 
 enum class Formulation : int { SemiDual = 0, Dual = 1 };
 
@@ -195,8 +191,7 @@ class Objective {
   Objective(const T* ct, index_t n, index_t m, const double* a, const double* b, Options o)
       : ct_(ct), n_(n), m_(m), a_(a), b_(b), o_(o), h_(m), tau_(m), row_sum_(n), col_sum_(m) {
     o_.k = std::max<index_t>(1, std::min(o_.k, n_));
-    const index_t useful = std::max<index_t>(1, n_ * m_ / kMinEntriesPerThread);
-    o_.threads = int(std::min<index_t>(resolve_threads(o_.threads), useful));
+    o_.threads = threads_for_work(o_.threads, n_ * m_);
     blocks_.resize(static_cast<size_t>(n_blocks(m_, kColBlock)));
   }
 

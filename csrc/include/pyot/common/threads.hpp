@@ -25,6 +25,17 @@ inline int resolve_threads(int requested) {
   return requested > 0 ? std::min(requested, 4 * max_threads() + 64) : max_threads();
 }
 
+// Cost entries per pass below which a solver uses fewer threads: a parallel region costs
+// microseconds on an idle machine but up to a scheduler quantum when another process holds a
+// core (measured: a 500 x 500 Sinkhorn ran 100x slower on 2 threads than on 1 that way).
+constexpr index_t kMinWorkPerThread = index_t{1} << 18;
+
+// Threads worth using for passes over `work` cost entries: at most one per kMinWorkPerThread.
+inline int threads_for_work(int requested, index_t work) {
+  const index_t useful = std::max<index_t>(1, work / kMinWorkPerThread);
+  return static_cast<int>(std::min<index_t>(resolve_threads(requested), useful));
+}
+
 inline int thread_id() {
 #if defined(_OPENMP)
   return omp_get_thread_num();
