@@ -31,6 +31,8 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
     a = rng.random(2000) + 0.5
     cost500 = np.ascontiguousarray(cost[:500, :500])
     b = rng.random(2000) + 0.5
+    emd_batch = np.stack([pyot.cost_matrix(*_two_moons(256, rng)) for _ in range(64)])
+    line_u, line_v = rng.normal(size=1_000_000), rng.normal(0.5, 1.5, size=1_000_000)
     return [
         ("sinkhorn, float64, eps=0.01", "2000 x 2000",
          lambda: pyot.sinkhorn(cost, eps=0.01)),
@@ -47,6 +49,18 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
          lambda: pyot.sinkhorn_divergence(x, y, eps=0.01)),
         ("sparse_ot, k=5, reg=0.1, cost / max", "500 x 500",
          lambda: pyot.sparse_ot(cost500 / cost500.max(), k=5, reg=0.1)),
+        ("emd (network simplex)", "2000 x 2000",
+         lambda: pyot.emd(cost)),
+        ("emd, batch of 64", "64 x 256 x 256",
+         lambda: pyot.emd(emd_batch)),
+        ("wasserstein_1d, p=2", "1e6 vs 1e6",
+         lambda: pyot.wasserstein_1d(line_u, line_v, p=2.0)),
+        ("partial_ot exact, mass=0.7", "2000 x 2000",
+         lambda: pyot.partial_ot(cost, mass=0.7)),
+        ("partial_ot entropic, eps=0.05, mass=0.7", "2000 x 2000",
+         lambda: pyot.partial_ot(cost, mass=0.7, eps=0.05)),
+        ("partial_wasserstein_1d, mass=0.5", "500 vs 400",
+         lambda: pyot.partial_wasserstein_1d(line_u[:500], line_v[:400], mass=0.5)),
     ]
 
 
@@ -72,17 +86,23 @@ def _plot(path: Path, rng: np.random.Generator) -> bool:
     except ImportError:
         return False
     x, y = _two_moons(150, rng)
-    plan = pyot.sinkhorn(pyot.cost_matrix(x, y), eps=0.002).plan
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    rows, cols = np.nonzero(plan > plan.max() * 0.05)
-    for i, j in zip(rows, cols, strict=True):
-        ax.plot([x[i, 0], y[j, 0]], [x[i, 1], y[j, 1]], color="0.6",
-                alpha=float(min(1.0, plan[i, j] / plan.max())), lw=0.8)
-    ax.scatter(*x.T, s=12, label="source x", color="tab:blue")
-    ax.scatter(*y.T, s=12, label="target y", color="tab:orange")
-    ax.set_title("pyot.sinkhorn transport plan (eps = 0.002)")
-    ax.legend(loc="upper right")
-    ax.set_aspect("equal")
+    cost = pyot.cost_matrix(x, y)
+    entropic = pyot.sinkhorn(cost, eps=0.002).plan
+    exact = pyot.emd(cost).plan.toarray()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+    for ax, plan, title in [
+        (axes[0], entropic, "pyot.sinkhorn plan (eps = 0.002)"),
+        (axes[1], exact, "pyot.emd plan (exact, a permutation)"),
+    ]:
+        rows, cols = np.nonzero(plan > plan.max() * 0.05)
+        for i, j in zip(rows, cols, strict=True):
+            ax.plot([x[i, 0], y[j, 0]], [x[i, 1], y[j, 1]], color="0.6",
+                    alpha=float(min(1.0, plan[i, j] / plan.max())), lw=0.8)
+        ax.scatter(*x.T, s=12, label="source x", color="tab:blue")
+        ax.scatter(*y.T, s=12, label="target y", color="tab:orange")
+        ax.set_title(title)
+        ax.legend(loc="upper right")
+        ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

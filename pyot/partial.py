@@ -18,7 +18,7 @@ from ._problem import Problem, validated_problem
 from ._result import Lazy, OTResult, SinkhornResult, warn_not_converged
 from .costs import METRICS
 from .exact import solve_problem
-from .sinkhorn import _DENSE_LIMIT, _gibbs_plan
+from .sinkhorn import _DEFAULT_EPS_SCALING, _DENSE_LIMIT, _EPS_SCALING_RATIO, _gibbs_plan
 
 __all__ = ["partial_ot", "partial_wasserstein_1d"]
 
@@ -96,7 +96,14 @@ def _entropic(
 ) -> SinkhornResult:
     a, b = problem.a[0], problem.b[0]
     f, g = np.zeros_like(a), np.zeros_like(b)
-    options = dict(lam=0.0, eps=eps, mass=mass, tol=tol, max_iter=max_iter, threads=threads)
+    if problem.online:
+        cost_range = problem.cost.cost_range()
+    else:
+        cost_range = float(problem.cost.max() - problem.cost.min())
+    # Annealed from the cost's range when eps is small against it, as sinkhorn does.
+    q = _DEFAULT_EPS_SCALING if cost_range > _EPS_SCALING_RATIO * eps else 0.0
+    options = dict(lam=0.0, eps=eps, mass=mass, tol=tol, max_iter=max_iter,
+                   eps_start=cost_range, eps_scaling=q, threads=threads)
     if problem.online:
         geom = problem.cost
         out = _core.partial_entropic_online(

@@ -26,6 +26,8 @@ namespace pyot::partial {
 struct Options {
   double eps = 1.0;
   double mass = 1.0;
+  double eps_start = 0.0;    // first eps of the annealing schedule (the cost's range)
+  double eps_scaling = 0.0;  // annealing factor in (0, 1); 0 = a single stage at eps
   double tol = 1e-6;
   index_t max_iter = 10000;
   int threads = 0;
@@ -59,66 +61,117 @@ inline double side_residual(const double* w, const double* logr, const double* p
 
 }  // namespace detail
 
-// Solves the entropic partial problem from the potentials (f, g, lam) given (warm start).
+// Block ascent on the dual of the entropic partial problem, from the potentials (f, g, lam).
+template <class Kernel>
+class EntropicPartial {
+ public:
+  EntropicPartial(const Kernel& kernel, const double* a, const double* b, double* f, double* g,
+                  double& lam, double mass, int threads)
+      : n_(kernel.rows()),
+        m_(kernel.cols()),
+        w_(a, b, n_, m_),
+        half_(kernel, w_),
+        f_(f),
+        g_(g),
+        lam_(lam),
+        log_mass_(std::log(mass)),
+        mass_(mass),
+        threads_(threads_for_work(threads, n_ * m_)),
+        row_(n_),
+        col_(m_),
+        hcol_(m_) {}
+
+  // Iterates at `eps` until the KKT residual is at most tol or max_iter iterations are done.
+  Result run(double eps, double tol, index_t max_iter) {
+    const double inv = 1.0 / eps;
+    Result r;
+    bool cols_known = false;
+    for (index_t iter = 0;; ++iter) {
+      // Row log-ratios at the current (f, g); with the column ones of the last pass they give
+      // the exact KKT residual of the current iterate, without another pass.
+      half_.row_log_ratio(f_, g_, eps, row_.data(), threads_);
+      if (cols_known) {
+        double rows_total = 0.0, cols_total = 0.0;
+        const double err =
+            detail::side_residual(w_.a, row_.data(), f_, lam_ * inv, n_, rows_total) +
+            detail::side_residual(w_.b, col_.data(), g_, lam_ * inv, m_, cols_total);
+        r.marginal_error = err + std::fabs(rows_total - mass_);
+        r.n_iter = iter;
+        if (!std::isfinite(r.marginal_error)) {
+          r.status = Status::NotFinite;
+          return r;
+        }
+        if (r.marginal_error <= tol) {
+          r.status = Status::Converged;
+          break;
+        }
+      }
+      if (iter == max_iter) break;
+      for (index_t i = 0; i < n_; ++i) f_[i] = std::min(0.0, f_[i] - eps * row_[i] - lam_);
+      half_.col_log_ratio(f_, g_, eps, col_.data(), threads_);
+      for (index_t j = 0; j < m_; ++j) {
+        const double updated = std::min(0.0, g_[j] - eps * col_[j] - lam_);
+        col_[j] += (updated - g_[j]) * inv;  // the column's log-ratio at the new g
+        g_[j] = updated;
+        hcol_[j] = w_.logb[j] + col_[j];
+      }
+      // Total mass at (f, g, lam) is exp(lam / eps + LSE_j(log b_j + col_j)): rescale it to s.
+      lam_ = eps * (log_mass_ - lse_two_pass(hcol_.data(), m_));
+      cols_known = true;
+    }
+    return r;
+  }
+
+  // <P, C> (lam folded into f) and the objective, from the dual form of the entropic terms:
+  // eps KL(P | ab) = <f, P1> + <g, P^T 1> + lam sum P - <P, C> - eps (sum P - sum a sum b).
+  void finish(double eps, Result& r) {
+    const double inv = 1.0 / eps;
+    std::vector<double> shifted(f_, f_ + n_);
+    for (double& v : shifted) v += lam_;
+    r.value = half_.transport_cost(shifted.data(), g_, eps, threads_);
+    double pf = 0.0, pg = 0.0, total = 0.0;
+    for (index_t i = 0; i < n_; ++i)
+      if (w_.a[i] > 0.0) {
+        const double mass = w_.a[i] * std::exp(row_[i] + lam_ * inv);
+        pf += f_[i] * mass;
+        total += mass;
+      }
+    for (index_t j = 0; j < m_; ++j)
+      if (w_.b[j] > 0.0) pg += g_[j] * w_.b[j] * std::exp(col_[j] + lam_ * inv);
+    r.objective = pf + pg + lam_ * total - eps * (total - w_.sum_a * w_.sum_b);
+    r.lam = lam_;
+  }
+
+ private:
+  index_t n_, m_;
+  sinkhorn::detail::Weights w_;
+  sinkhorn::LogDomain<Kernel> half_;
+  double *f_, *g_;
+  double& lam_;
+  double log_mass_, mass_;
+  int threads_;
+  std::vector<double> row_, col_, hcol_;
+};
+
+// Solves the entropic partial problem from the potentials (f, g, lam) given (warm start),
+// annealing eps from o.eps_start by the factor o.eps_scaling when asked (the Sinkhorn family's
+// stage rule: loose, short intermediate stages that only warm-start the next one).
 template <class Kernel>
 Result solve_entropic(const Kernel& kernel, const double* a, const double* b, double* f, double* g,
                       double& lam, const Options& o) {
-  const index_t n = kernel.rows(), m = kernel.cols();
-  const sinkhorn::detail::Weights w(a, b, n, m);
-  sinkhorn::LogDomain<Kernel> half(kernel, w);
-  const double eps = o.eps, inv = 1.0 / eps, log_mass = std::log(o.mass);
-  const int threads = threads_for_work(o.threads, n * m);
-  std::vector<double> row(n), col(m), hcol(m);
-  Result r;
-  bool cols_known = false;
-  for (index_t iter = 0;; ++iter) {
-    // Row log-ratios at the current (f, g); with the column ones of the last pass they give
-    // the exact KKT residual of the current iterate, without another pass.
-    half.row_log_ratio(f, g, eps, row.data(), threads);
-    if (cols_known) {
-      double rows_total = 0.0, cols_total = 0.0;
-      const double err = detail::side_residual(a, row.data(), f, lam * inv, n, rows_total) +
-                         detail::side_residual(b, col.data(), g, lam * inv, m, cols_total);
-      r.marginal_error = err + std::fabs(rows_total - o.mass);
-      r.n_iter = iter;
-      if (!std::isfinite(r.marginal_error)) {
-        r.status = Status::NotFinite;
-        return r;
-      }
-      if (r.marginal_error <= o.tol) {
-        r.status = Status::Converged;
-        break;
-      }
+  EntropicPartial<Kernel> solver(kernel, a, b, f, g, lam, o.mass, o.threads);
+  index_t used = 0;
+  if (o.eps_scaling > 0.0 && o.eps_scaling < 1.0) {
+    for (double e = o.eps_start; e > o.eps; e *= o.eps_scaling) {
+      const Result stage =
+          solver.run(e, sinkhorn::kStageTol, std::min(sinkhorn::kStageMaxIter, o.max_iter - used));
+      if (stage.status == Status::NotFinite) return stage;
+      used += stage.n_iter;
     }
-    if (iter == o.max_iter) break;
-    for (index_t i = 0; i < n; ++i) f[i] = std::min(0.0, f[i] - eps * row[i] - lam);
-    half.col_log_ratio(f, g, eps, col.data(), threads);
-    for (index_t j = 0; j < m; ++j) {
-      const double updated = std::min(0.0, g[j] - eps * col[j] - lam);
-      col[j] += (updated - g[j]) * inv;  // the column's log-ratio at the new g
-      g[j] = updated;
-      hcol[j] = w.logb[j] + col[j];
-    }
-    // Total mass at (f, g, lam) is exp(lam / eps + LSE_j(log b_j + col_j)): rescale it to s.
-    lam = eps * (log_mass - lse_two_pass(hcol.data(), m));
-    cols_known = true;
   }
-  // <P, C> with lam folded into f; the objective from the dual form of the entropic terms:
-  // eps KL(P | ab) = <f, P1> + <g, P^T 1> + lam sum P - <P, C> - eps (sum P - sum a sum b).
-  std::vector<double> shifted(f, f + n);
-  for (double& v : shifted) v += lam;
-  r.value = half.transport_cost(shifted.data(), g, eps, threads);
-  double pf = 0.0, pg = 0.0, total = 0.0;
-  for (index_t i = 0; i < n; ++i)
-    if (a[i] > 0.0) {
-      const double mass = a[i] * std::exp(row[i] + lam * inv);
-      pf += f[i] * mass;
-      total += mass;
-    }
-  for (index_t j = 0; j < m; ++j)
-    if (b[j] > 0.0) pg += g[j] * b[j] * std::exp(col[j] + lam * inv);
-  r.objective = pf + pg + lam * total - eps * (total - w.sum_a * w.sum_b);
-  r.lam = lam;
+  Result r = solver.run(o.eps, o.tol, o.max_iter - used);
+  r.n_iter += used;
+  if (r.status != Status::NotFinite) solver.finish(o.eps, r);
   return r;
 }
 
