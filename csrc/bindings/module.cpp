@@ -6,6 +6,7 @@ namespace py = pybind11;
 void bind_config(py::module_& m);
 void bind_costs(py::module_& m);
 void bind_sinkhorn(py::module_& m);
+void bind_sliced(py::module_& m);
 void bind_cuda(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -13,5 +14,6 @@ PYBIND11_MODULE(_core, m) {
   bind_config(m);
   bind_costs(m);
   bind_sinkhorn(m);
+  bind_sliced(m);
   bind_cuda(m);
 }
