@@ -9,9 +9,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._config import config, cuda_available, show_config
-from ._result import ConvergenceWarning, OTResult, SinkhornResult
+from ._result import ConvergenceWarning, OTResult, SinkhornResult, SlicedResult
 from .costs import PointCloud, cost_matrix
 from .sinkhorn import sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
+from .sliced import max_sliced_wasserstein, sliced_wasserstein
 
 try:
     __version__ = version("pyot-engine")
@@ -23,12 +24,15 @@ __all__ = [
     "OTResult",
     "PointCloud",
     "SinkhornResult",
+    "SlicedResult",
     "__version__",
     "config",
     "cost_matrix",
     "cuda_available",
+    "max_sliced_wasserstein",
     "show_config",
     "sinkhorn",
     "sinkhorn_divergence",
+    "sliced_wasserstein",
     "unbalanced_sinkhorn",
 ]
