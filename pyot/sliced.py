@@ -261,9 +261,7 @@ def sliced_wasserstein(
     )
 
 
-def _ascend(
-    problem: _Problem, theta: np.ndarray, max_iter: int
-) -> tuple[np.ndarray, float]:
+def _ascend(problem: _Problem, theta: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
     """Projected gradient ascent of W_p^p on the sphere from theta (ALGORITHMS 5): step along
     the tangent gradient, renormalise, halve the step when W drops, keep the best."""
     value, grad = problem.value_and_gradient(theta)

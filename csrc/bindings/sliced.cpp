@@ -19,8 +19,7 @@ using Weights = std::optional<carray<double>>;
 
 // A cloud over the rows of `points`, weighted when `w` holds an array of matching length.
 template <class T>
-sl::Cloud<T> cloud(const carray<T>& points, const Weights& w, const char* name,
-                   const char* wname) {
+sl::Cloud<T> cloud(const carray<T>& points, const Weights& w, const char* name, const char* wname) {
   sl::Cloud<T> c;
   c.points = matrix(points, name);
   if (w) {
@@ -52,8 +51,7 @@ carray<double> sliced_projected(const carray<T>& x, const carray<T>& y, const We
 
 // Same, also returning the phase times {project, sort, merge (seconds), sorted (values)}.
 template <class T>
-std::tuple<carray<double>, py::dict> sliced_projected_timed(const carray<T>& x,
-                                                            const carray<T>& y,
+std::tuple<carray<double>, py::dict> sliced_projected_timed(const carray<T>& x, const carray<T>& y,
                                                             const carray<T>& directions, double p,
                                                             int threads) {
   const sl::Cloud<T> cx = cloud(x, Weights{}, "x", "a"), cy = cloud(y, Weights{}, "y", "b");
@@ -105,16 +103,14 @@ double std_sort_seconds(const carray<T>& values, int threads) {
 void bind_sliced(py::module_& m) {
   PYOT_DEF_FLOATING(m, "sliced_projected", sliced_projected, py::arg("x").noconvert(),
                     py::arg("y").noconvert(), py::arg("a").noconvert(), py::arg("b").noconvert(),
-                    py::arg("directions").noconvert(), py::kw_only(), py::arg("mass"),
-                    py::arg("p"), py::arg("threads"),
-                    py::arg("chunk_bytes") = sl::Options().chunk_bytes,
+                    py::arg("directions").noconvert(), py::kw_only(), py::arg("mass"), py::arg("p"),
+                    py::arg("threads"), py::arg("chunk_bytes") = sl::Options().chunk_bytes,
                     "Per-direction W_p^p between the projections of x and y on the unit rows of "
                     "directions (L, d); a, b are float64 weights of total mass `mass`, or None "
                     "for uniform (both or neither).");
-  PYOT_DEF_FLOATING(m, "sliced_projected_timed", sliced_projected_timed,
-                    py::arg("x").noconvert(), py::arg("y").noconvert(),
-                    py::arg("directions").noconvert(), py::kw_only(), py::arg("p"),
-                    py::arg("threads"),
+  PYOT_DEF_FLOATING(m, "sliced_projected_timed", sliced_projected_timed, py::arg("x").noconvert(),
+                    py::arg("y").noconvert(), py::arg("directions").noconvert(), py::kw_only(),
+                    py::arg("p"), py::arg("threads"),
                     "sliced_projected for uniform clouds, also returning the phase times "
                     "{project: wall s, sort: thread-s, merge: thread-s, sorted: values}.");
   PYOT_DEF_FLOATING(m, "max_sliced_step", max_sliced_step, py::arg("x").noconvert(),

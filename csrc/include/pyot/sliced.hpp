@@ -21,11 +21,12 @@
 
 namespace pyot::sliced {
 
-constexpr index_t kRowBlock = 256;  // rows per projection task (one transposed tile)
+constexpr index_t kRowBlock = 256;       // rows per projection task (one transposed tile)
+constexpr index_t kSerialBelow = 16384;  // max-sliced steps on fewer points run on one thread
 
 struct Options {
   double p = 2.0;
-  int threads = 0;                      // 0: all cores
+  int threads = 0;                           // 0: all cores
   index_t chunk_bytes = index_t(256) << 20;  // projected values held at once (both clouds)
 };
 
@@ -109,10 +110,10 @@ void project(MatrixView<T> x, const T* dirs, index_t n_dirs, T* out, int threads
 template <class T>
 struct SliceScratch {
   using Key = typename line::RadixKey<T>::type;
-  std::vector<Key> keys, tmp;                 // radix sort (uniform clouds)
-  std::vector<line::Weighted<T>> pairs;       // value-weight sort (weighted clouds)
-  std::vector<T> su, sv;                      // sorted weighted values
-  std::vector<double> cu, cv;                 // their cumulative weights
+  std::vector<Key> keys, tmp;            // radix sort (uniform clouds)
+  std::vector<line::Weighted<T>> pairs;  // value-weight sort (weighted clouds)
+  std::vector<T> su, sv;                 // sorted weighted values
+  std::vector<double> cu, cv;            // their cumulative weights
 
   void reserve(index_t n, index_t m, bool weighted) {
     const auto big = std::size_t(std::max(n, m));
@@ -196,8 +197,7 @@ void projected_wpp(const Cloud<T>& x, const Cloud<T>& y, MatrixView<T> dirs, dou
         const int t = thread_id();
         SliceScratch<T>& s = scratch[t];
         if (s.keys.empty()) s.reserve(n, m, !x.uniform());
-        out[c0 + l] =
-            slice_wpp(px + l * n, x, py + l * m, y, mass, h, s, sort_s[t], merge_s[t]);
+        out[c0 + l] = slice_wpp(px + l * n, x, py + l * m, y, mass, h, s, sort_s[t], merge_s[t]);
       });
     }
     return 0;
@@ -224,7 +224,9 @@ double direction_value_and_gradient(const Cloud<T>& x, const Cloud<T>& y, const 
   require(y.points.cols == d, "x and y must have the same dimension");
   require(x.uniform() == y.uniform(), "weights must be given for both clouds or neither");
   require(p >= 1.0 && std::isfinite(p), "p must be a finite number >= 1");
-  threads = resolve_threads(threads);
+  // Small slices: a parallel region costs more than the whole step (measured: 85 us against
+  // 5 us for n + m = 90), and max-sliced makes one call per ascent step.
+  threads = n + m < kSerialBelow ? 1 : resolve_threads(threads);
   std::vector<double> u(n), v(m), alpha(n, 0.0), beta(m, 0.0);
   const auto dot = [&](const T* row) {
     double s = 0.0;
@@ -239,8 +241,10 @@ double direction_value_and_gradient(const Cloud<T>& x, const Cloud<T>& y, const 
   });
   std::vector<index_t> ou(n), ov(m);
   parallel_for(2, threads, [&](index_t side) {
-    if (side == 0) line::argsort(u.data(), n, ou.data());
-    else line::argsort(v.data(), m, ov.data());
+    if (side == 0)
+      line::argsort(u.data(), n, ou.data());
+    else
+      line::argsort(v.data(), m, ov.data());
   });
   double value = 0.0;
   line::dispatch_power(p, [&](auto h) {

@@ -114,8 +114,8 @@ inline void cumulative_weights(const double* w, index_t n, double total, double*
 // for weights of total mass M it is M times W_p^p of the normalised measures (like <P, C>).
 
 template <class T, class H>
-double wpp_sorted(const T* u, const double* cu, index_t n, const T* v, const double* cv,
-                  index_t m, const H& h) {
+double wpp_sorted(const T* u, const double* cu, index_t n, const T* v, const double* cv, index_t m,
+                  const H& h) {
   double acc = 0.0;
   merge_cumulative(cu, n, cv, m, [&](index_t i, index_t j, double mass) {
     acc += mass * h.value(double(u[i]) - double(v[j]));
