@@ -35,7 +35,7 @@ carray<double> sliced_projected(const carray<T>& x, const carray<T>& y, const We
                                 double p, int threads, index_t chunk_bytes) {
   const sl::Cloud<T> cx = cloud(x, a, "x", "a"), cy = cloud(y, b, "y", "b");
   const MatrixView<T> dirs = matrix(directions, "directions");
-  require(chunk_bytes > 0, "chunk_bytes must be positive");
+  require(chunk_bytes >= 0, "chunk_bytes must be non-negative (0: automatic)");
   sl::Options opt;
   opt.p = p;
   opt.threads = threads;

@@ -21,13 +21,18 @@
 
 namespace pyot::sliced {
 
-constexpr index_t kRowBlock = 256;       // rows per projection task (one transposed tile)
-constexpr index_t kSerialBelow = 16384;  // max-sliced steps on fewer points run on one thread
+constexpr index_t kRowBlock = 256;  // rows per projection task (one transposed tile)
+constexpr index_t kSerialBelow = 16384;
+constexpr index_t kMinChunkBytes = index_t(128)
+                                   << 20;  // max-sliced steps on fewer points run on one thread
 
 struct Options {
   double p = 2.0;
-  int threads = 0;                           // 0: all cores
-  index_t chunk_bytes = index_t(256) << 20;  // projected values held at once (both clouds)
+  int threads = 0;  // 0: all cores
+  // Projected values held at once (both clouds). 0: automatic, the larger of kMinChunkBytes
+  // and the size of x and y: memory at most doubles, and each chunk re-reads the points once,
+  // so the projection's traffic stays below ~L / (chunk directions) passes over the input.
+  index_t chunk_bytes = 0;
 };
 
 // One weighted cloud: weights == nullptr means uniform 1/n (the fast paths).
@@ -50,47 +55,40 @@ struct PhaseTimes {
 // Projection
 
 // out[l * ld + i] = <x_i, dirs_l> for rows [i0, i1) and l < n_dirs. `tile` holds kRowBlock * d
-// values (the rows transposed, so the inner loop runs over contiguous rows).
+// values: the rows transposed, so that the inner loop runs over contiguous rows. Four
+// directions at a time over strips of kStrip rows, the 4 x kStrip sums kept in registers
+// across the d coordinates: each tile load feeds four FMAs and each output is stored once.
 template <class T>
 PYOT_MULTIVERSION void project_rows(MatrixView<T> x, index_t i0, index_t i1, const T* dirs,
                                     index_t n_dirs, T* out, index_t ld, T* tile) {
+  constexpr index_t kStrip = 64 / index_t(sizeof(T));  // two AVX2 vectors per direction
   const index_t len = i1 - i0, d = x.cols;
-  for (index_t r = 0; r < len; ++r) {
-    const T* row = x.row(i0 + r);
-    for (index_t k = 0; k < d; ++k) tile[k * kRowBlock + r] = row[k];
+  const index_t padded = std::min(kRowBlock, (len + kStrip - 1) / kStrip * kStrip);
+  for (index_t k = 0; k < d; ++k) {
+    T* tk = tile + k * kRowBlock;
+    for (index_t r = 0; r < len; ++r) tk[r] = x(i0 + r, k);
+    std::fill(tk + len, tk + padded, T(0));  // the last strip reads defined zeros
   }
-  index_t l = 0;
-  for (; l + 4 <= n_dirs; l += 4) {  // four directions per sweep: each tile load feeds 4 FMAs
-    T* o0 = out + l * ld + i0;
-    T* o1 = o0 + ld;
-    T* o2 = o1 + ld;
-    T* o3 = o2 + ld;
-    const T *t0 = dirs + l * d, *t1 = t0 + d, *t2 = t1 + d, *t3 = t2 + d;
-    std::fill(o0, o0 + len, T(0));
-    std::fill(o1, o1 + len, T(0));
-    std::fill(o2, o2 + len, T(0));
-    std::fill(o3, o3 + len, T(0));
-    for (index_t k = 0; k < d; ++k) {
-      const T a0 = t0[k], a1 = t1[k], a2 = t2[k], a3 = t3[k];
-      const T* xk = tile + k * kRowBlock;
+  for (index_t l = 0; l < n_dirs; l += 4) {
+    const index_t nl = std::min<index_t>(4, n_dirs - l);
+    const T* t[4];
+    for (index_t q = 0; q < 4; ++q) t[q] = dirs + (l + (q < nl ? q : 0)) * d;
+    for (index_t r0 = 0; r0 < len; r0 += kStrip) {
+      T acc0[kStrip] = {}, acc1[kStrip] = {}, acc2[kStrip] = {}, acc3[kStrip] = {};
+      for (index_t k = 0; k < d; ++k) {
+        const T a0 = t[0][k], a1 = t[1][k], a2 = t[2][k], a3 = t[3][k];
+        const T* xk = tile + k * kRowBlock + r0;
 #pragma omp simd
-      for (index_t r = 0; r < len; ++r) {
-        o0[r] += a0 * xk[r];
-        o1[r] += a1 * xk[r];
-        o2[r] += a2 * xk[r];
-        o3[r] += a3 * xk[r];
+        for (index_t s = 0; s < kStrip; ++s) {
+          acc0[s] += a0 * xk[s];
+          acc1[s] += a1 * xk[s];
+          acc2[s] += a2 * xk[s];
+          acc3[s] += a3 * xk[s];
+        }
       }
-    }
-  }
-  for (; l < n_dirs; ++l) {
-    T* o = out + l * ld + i0;
-    const T* t = dirs + l * d;
-    std::fill(o, o + len, T(0));
-    for (index_t k = 0; k < d; ++k) {
-      const T a = t[k];
-      const T* xk = tile + k * kRowBlock;
-#pragma omp simd
-      for (index_t r = 0; r < len; ++r) o[r] += a * xk[r];
+      const index_t w = std::min(kStrip, len - r0);
+      const T* acc[4] = {acc0, acc1, acc2, acc3};
+      for (index_t q = 0; q < nl; ++q) std::copy(acc[q], acc[q] + w, out + (l + q) * ld + i0 + r0);
     }
   }
 }
@@ -159,9 +157,11 @@ double slice_wpp(T* u, const Cloud<T>& x, T* v, const Cloud<T>& y, double mass, 
   return w;
 }
 
-// Directions per chunk: as many as fit in `chunk_bytes`, at least one per thread.
-inline index_t chunk_size(index_t n_dirs, index_t values_per_dir, index_t bytes_per_value,
-                          index_t chunk_bytes, int threads) {
+// Directions per chunk: as many as fit in `chunk_bytes` (0: automatic, see Options), at least
+// one per thread.
+inline index_t chunk_size(index_t n_dirs, index_t values_per_dir, index_t input_values,
+                          index_t bytes_per_value, index_t chunk_bytes, int threads) {
+  if (chunk_bytes <= 0) chunk_bytes = std::max(kMinChunkBytes, input_values * bytes_per_value);
   const index_t fit = chunk_bytes / std::max<index_t>(1, values_per_dir * bytes_per_value);
   return std::max<index_t>(1, std::min(n_dirs, std::max<index_t>(fit, threads)));
 }
@@ -177,7 +177,7 @@ void projected_wpp(const Cloud<T>& x, const Cloud<T>& y, MatrixView<T> dirs, dou
   require(n > 0 && m > 0 && L > 0, "empty input");
   require(opt.p >= 1.0 && std::isfinite(opt.p), "p must be a finite number >= 1");
   const int threads = resolve_threads(opt.threads);
-  const index_t chunk = chunk_size(L, n + m, sizeof(T), opt.chunk_bytes, threads);
+  const index_t chunk = chunk_size(L, n + m, (n + m) * d, sizeof(T), opt.chunk_bytes, threads);
   std::vector<T> buffer(std::size_t(chunk * (n + m)));
   std::vector<T> dir_rows(std::size_t(L * d));  // contiguous copy of the directions
   for (index_t l = 0; l < L; ++l) std::copy(dirs.row(l), dirs.row(l) + d, &dir_rows[l * d]);
