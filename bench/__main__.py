@@ -20,6 +20,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "entropic OT: time to tol, accuracy and per-iteration hardware bound vs POT, OTT-JAX, "
         "GeomLoss",
     ),
+    "sliced": (
+        "bench.sliced",
+        "sliced Wasserstein: time vs POT and OTT-JAX, sort phase vs std::sort, estimation error "
+        "against L for random / orthogonal / QMC directions",
+    ),
 }
 
 

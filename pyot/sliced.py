@@ -53,9 +53,15 @@ class _Problem:
     def projected(self, directions: np.ndarray) -> np.ndarray:
         """W_p^p per unit row of ``directions`` (float64)."""
         return _core.sliced_projected(
-            self.x, self.y, self.a, self.b, np.ascontiguousarray(directions, self.dtype),
-            mass=self.mass, p=self.p, threads=self.threads,
-        )  # fmt: skip
+            self.x,
+            self.y,
+            self.a,
+            self.b,
+            np.ascontiguousarray(directions, self.dtype),
+            mass=self.mass,
+            p=self.p,
+            threads=self.threads,
+        )
 
     def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """W_p^p along the unit vector ``theta`` and its gradient in theta (float64)."""

@@ -278,8 +278,9 @@ class TestSlicedValue:
         y = rng.standard_normal((30, 2)).astype(np.float32)
         res = pyot.sliced_wasserstein(x, y, n_projections=4, seed=0)
         assert res.projected.dtype == np.float64
-        ref = pyot.sliced_wasserstein(x.astype(np.float64), y.astype(np.float64), seed=0,
-                                      n_projections=4)  # fmt: skip
+        ref = pyot.sliced_wasserstein(
+            x.astype(np.float64), y.astype(np.float64), seed=0, n_projections=4
+        )
         np.testing.assert_array_equal(res.projected, ref.projected)
 
 

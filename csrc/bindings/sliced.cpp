@@ -121,6 +121,6 @@ void bind_sliced(py::module_& m) {
                     "coupling of the slice.");
   PYOT_DEF_FLOATING(m, "std_sort_seconds", std_sort_seconds, py::arg("values").noconvert(),
                     py::arg("threads"),
-                    "Bench probe: seconds to std::sort each row of a copy of values (rows, n), "
-                    "threads over rows.");
+                    "Bench probe: thread-seconds (summed per-row times) to std::sort each row of a "
+                    "copy of values (rows, n), threads over rows.");
 }
