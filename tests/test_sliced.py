@@ -149,6 +149,20 @@ class TestSlicedValue:
             rtol = 1e-6 if dtype == np.float32 else 1e-11
             np.testing.assert_allclose(res.projected[0], expected, rtol=rtol)
 
+    def test_large_weighted_against_pot(self, rng, dtype):
+        """Weighted slices above the radix cut-off (values and weights sorted together)."""
+        x, y = clouds(rng, 5000, 4000, d=3)
+        a, b = weights(rng, 5000, zeros=50), weights(rng, 4000)
+        dirs = unit_rows(rng, 6, 3)
+        res = pyot.sliced_wasserstein(
+            x.astype(dtype), y.astype(dtype), a, b, p=1.5, directions=dirs.astype(dtype)
+        )
+        _, log = ot.sliced_wasserstein_distance(
+            x, y, a, b, p=1.5, projections=res.directions.T.astype(np.float64), log=True
+        )
+        rtol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(res.projected, log["projected_emds"], rtol=rtol)
+
     def test_identical_clouds_give_zero(self, rng, dtype):
         x = rng.standard_normal((3000, 4)).astype(dtype)
         res = pyot.sliced_wasserstein(x, x[::-1].copy(), seed=0)
@@ -425,6 +439,21 @@ class TestMaxSliced:
             np.testing.assert_allclose(value, wpp_1d(x @ theta, y @ theta, wa, wb, p), rtol=1e-12)
             fd = (wpp(theta + h * direction)[0] - wpp(theta - h * direction)[0]) / (2 * h)
             np.testing.assert_allclose(grad @ direction, fd, rtol=1e-5, atol=1e-9)
+
+    def test_gradient_large_clouds(self, rng):
+        """Slices above the radix cut-off (argsort carrying indices)."""
+        x, y = clouds(rng, 3000, 2500, d=3)
+        a, b = weights(rng, 3000), weights(rng, 2500)
+        theta, direction, h = unit_rows(rng, 1, 3)[0], rng.standard_normal(3), 1e-8
+        for wa, wb in ((None, None), (a, b)):
+
+            def wpp(t, wa=wa, wb=wb):
+                return _core.max_sliced_step(x, y, wa, wb, t, mass=1.0, p=2.0, threads=2)
+
+            value, grad = wpp(theta)
+            np.testing.assert_allclose(value, wpp_1d(x @ theta, y @ theta, wa, wb), rtol=1e-11)
+            fd = (wpp(theta + h * direction)[0] - wpp(theta - h * direction)[0]) / (2 * h)
+            np.testing.assert_allclose(grad @ direction, fd, rtol=1e-5, atol=1e-8)
 
     def test_float32(self, rng):
         x, y = clouds(rng, 200, 150, d=3, dtype=np.float32)

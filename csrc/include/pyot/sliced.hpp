@@ -22,9 +22,11 @@
 namespace pyot::sliced {
 
 constexpr index_t kRowBlock = 256;  // rows per projection task (one transposed tile)
+// Max-sliced steps on fewer points run on one thread.
 constexpr index_t kSerialBelow = 16384;
-constexpr index_t kMinChunkBytes = index_t(128)
-                                   << 20;  // max-sliced steps on fewer points run on one thread
+// Bounds of the automatic chunk budget (Options::chunk_bytes).
+constexpr index_t kMinChunkBytes = index_t(128) << 20;
+constexpr index_t kMaxChunkBytes = index_t(512) << 20;
 
 struct Options {
   double p = 2.0;
@@ -108,18 +110,13 @@ void project(MatrixView<T> x, const T* dirs, index_t n_dirs, T* out, int threads
 
 template <class T>
 struct SliceScratch {
-  using Key = typename line::RadixKey<T>::type;
-  std::vector<Key> keys, tmp;            // radix sort (uniform clouds)
-  std::vector<line::Weighted<T>> pairs;  // value-weight sort (weighted clouds)
-  std::vector<T> su, sv;                 // sorted weighted values
-  std::vector<double> cu, cv;            // their cumulative weights
+  line::SortScratch<T> sort;
+  std::vector<T> su, sv;       // sorted weighted values
+  std::vector<double> cu, cv;  // their cumulative weights
 
   void reserve(index_t n, index_t m, bool weighted) {
-    const auto big = std::size_t(std::max(n, m));
-    keys.resize(big);
-    tmp.resize(big);
+    sort.reserve(std::max(n, m), weighted);
     if (weighted) {
-      pairs.resize(big);
       su.resize(std::size_t(n));
       sv.resize(std::size_t(m));
       cu.resize(std::size_t(n));
@@ -140,8 +137,8 @@ double slice_wpp(T* u, const Cloud<T>& x, T* v, const Cloud<T>& y, double mass, 
   const index_t n = x.points.rows, m = y.points.rows;
   auto t0 = Clock::now();
   if (x.uniform() && y.uniform()) {
-    line::sort_values(u, n, s.keys.data(), s.tmp.data());
-    line::sort_values(v, m, s.keys.data(), s.tmp.data());
+    line::sort_values(u, n, s.sort);
+    line::sort_values(v, m, s.sort);
     const auto t1 = Clock::now();
     sort_s += std::chrono::duration<double>(t1 - t0).count();
     const double w = line::wpp_sorted_uniform(u, n, v, m, h);
@@ -149,8 +146,8 @@ double slice_wpp(T* u, const Cloud<T>& x, T* v, const Cloud<T>& y, double mass, 
     return w;
   }
   // Mixed uniform/weighted pairs are rare: Python passes explicit uniform weights then.
-  line::sort_with_weights(u, x.weights, n, mass, s.pairs.data(), s.su.data(), s.cu.data());
-  line::sort_with_weights(v, y.weights, m, mass, s.pairs.data(), s.sv.data(), s.cv.data());
+  line::sort_with_weights(u, x.weights, n, mass, s.sort, s.su.data(), s.cu.data());
+  line::sort_with_weights(v, y.weights, m, mass, s.sort, s.sv.data(), s.cv.data());
   const auto t1 = Clock::now();
   sort_s += std::chrono::duration<double>(t1 - t0).count();
   const double w = line::wpp_sorted(s.su.data(), s.cu.data(), n, s.sv.data(), s.cv.data(), m, h);
@@ -198,7 +195,7 @@ void projected_wpp(const Cloud<T>& x, const Cloud<T>& y, MatrixView<T> dirs, dou
       parallel_for(nd, threads, [&](index_t l) {
         const int t = thread_id();
         SliceScratch<T>& s = scratch[t];
-        if (s.keys.empty()) s.reserve(n, m, !x.uniform());
+        if (s.sort.keys.empty()) s.reserve(n, m, !x.uniform());
         out[c0 + l] = slice_wpp(px + l * n, x, py + l * m, y, mass, h, s, sort_s[t], merge_s[t]);
       });
     }
@@ -243,10 +240,10 @@ double direction_value_and_gradient(const Cloud<T>& x, const Cloud<T>& y, const 
   });
   std::vector<index_t> ou(n), ov(m);
   parallel_for(2, threads, [&](index_t side) {
-    if (side == 0)
-      line::argsort(u.data(), n, ou.data());
-    else
-      line::argsort(v.data(), m, ov.data());
+    line::SortScratch<double> scratch;
+    const index_t len = side == 0 ? n : m;
+    scratch.reserve(len, false, true);
+    line::argsort(side == 0 ? u.data() : v.data(), len, side == 0 ? ou.data() : ov.data(), scratch);
   });
   double value = 0.0;
   line::dispatch_power(p, [&](auto h) {
