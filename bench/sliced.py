@@ -15,8 +15,9 @@ first 50 directions) and set against ``std::sort`` on the same projected values
 throughput.
 
 Error table: RMS error over seeds of the SW_2 estimate against L for random, orthogonal and QMC
-directions, on fixed clouds, against a reference from 2^16 QMC directions (two seeds; their
-gap is printed). A PNG is written when matplotlib is installed.
+directions, on fixed clouds, against a reference from 2^16 directions (two seeds each of QMC and
+orthogonal; the pair that agrees best is used and both gaps are printed: the table cannot
+resolve errors below them). A PNG is written when matplotlib is installed.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def _run_scaled(
     (and in a quarter of the free memory: peers hold several (n, L) arrays) scaled to L."""
     L = len(dirs)
     k0 = min(L, 5)
+    solve(x, y, dirs[:k0])  # warm-up: OTT-JAX compiles here, not in the probe
     t_probe, _ = cm.timed(lambda: solve(x, y, dirs[:k0]))
     predicted = t_probe * L / k0
     free = cm.memory_available() or 1 << 34
@@ -320,11 +322,16 @@ def run_error(pyot: Any, args) -> list[dict[str, Any]]:
     out = []
     for d in args.error_dims:
         x, y = _error_clouds(args.error_n, d, args.seed)
-        refs = [
-            pyot.sliced_wasserstein(x, y, n_projections=L_ref, directions="qmc", seed=s).value
-            for s in (10_001, 10_002)
-        ]
+        # Two seeds each of the two low-variance kinds; the pair that agrees best is the
+        # reference (QMC in low dimension, orthogonal bases in high dimension).
+        pairs = {
+            kind: [estimate(x, y, L_ref, kind, s) for s in (10_001, 10_002)]
+            for kind in ("orthogonal", "qmc")
+        }
+        ref_kind = min(pairs, key=lambda k: abs(pairs[k][0] - pairs[k][1]))
+        refs = pairs[ref_kind]
         reference = float(np.mean(refs))
+        spread_other = max(abs(v[0] - v[1]) for k, v in pairs.items() if k != ref_kind)
         rows = []
         for kind in KINDS:
             for L in args.error_ls:
@@ -334,8 +341,8 @@ def run_error(pyot: Any, args) -> list[dict[str, Any]]:
         random_rmse = {r["L"]: r["rmse"] for r in rows if r["kind"] == "random"}
         cm.print_table(
             f"SW_2 estimation error, d={d}, n={args.error_n}: reference {reference:.6g} from "
-            f"2x{L_ref} QMC directions (the two differ by {abs(refs[0] - refs[1]):.1e}); "
-            f"RMS over {args.error_seeds} seeds",
+            f"2x{L_ref} {ref_kind} directions (the two differ by {abs(refs[0] - refs[1]):.1e}; "
+            f"the other kind's pair by {spread_other:.1e}); RMS over {args.error_seeds} seeds",
             ["directions", "L", "RMS error", "relative", "vs random"],
             [
                 [
@@ -349,7 +356,15 @@ def run_error(pyot: Any, args) -> list[dict[str, Any]]:
             ],
             [False, True, True, True, True],
         )
-        out.append({"d": d, "reference": reference, "reference_pair": refs, "rows": rows})
+        out.append(
+            {
+                "d": d,
+                "reference": reference,
+                "reference_kind": ref_kind,
+                "reference_runs": pairs,
+                "rows": rows,
+            }
+        )
     return out
 
 

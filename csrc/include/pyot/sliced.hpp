@@ -145,7 +145,7 @@ double slice_wpp(T* u, const Cloud<T>& x, T* v, const Cloud<T>& y, double mass, 
     merge_s += seconds_since(t1);
     return w;
   }
-  // Mixed uniform/weighted pairs are rare: Python passes explicit uniform weights then.
+  // Weighted clouds (both: projected_wpp requires it; Python makes a missing one uniform).
   line::sort_with_weights(u, x.weights, n, mass, s.sort, s.su.data(), s.cu.data());
   line::sort_with_weights(v, y.weights, m, mass, s.sort, s.sv.data(), s.cv.data());
   const auto t1 = Clock::now();
