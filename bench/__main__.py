@@ -33,6 +33,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "bench.sparse",
         "sparsity-constrained and quadratic OT: time to POT's marginal error vs POT smooth_ot",
     ),
+    "sliced": (
+        "bench.sliced",
+        "sliced Wasserstein: time vs POT and OTT-JAX, sort phase vs std::sort, estimation error "
+        "against L for random / orthogonal / QMC directions",
+    ),
 }
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._config import config, cuda_available, show_config
-from ._result import ConvergenceWarning, OTResult, SinkhornResult, SparseResult
+from ._result import ConvergenceWarning, OTResult, SinkhornResult, SlicedResult, SparseResult
 from .costs import PointCloud, cost_matrix
 from .exact import emd, wasserstein_1d
 from .partial import partial_ot, partial_wasserstein_1d
 from .sinkhorn import sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
+from .sliced import max_sliced_wasserstein, sliced_wasserstein
 from .sparse import quadratic_ot, sparse_ot
 
 try:
@@ -26,18 +27,21 @@ __all__ = [
     "OTResult",
     "PointCloud",
     "SinkhornResult",
+    "SlicedResult",
     "SparseResult",
     "__version__",
     "config",
     "cost_matrix",
     "cuda_available",
     "emd",
+    "max_sliced_wasserstein",
     "partial_ot",
     "partial_wasserstein_1d",
     "quadratic_ot",
     "show_config",
     "sinkhorn",
     "sinkhorn_divergence",
+    "sliced_wasserstein",
     "sparse_ot",
     "unbalanced_sinkhorn",
     "wasserstein_1d",

@@ -33,6 +33,7 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
     b = rng.random(2000) + 0.5
     emd_batch = np.stack([pyot.cost_matrix(*_two_moons(256, rng)) for _ in range(64)])
     line_u, line_v = rng.normal(size=1_000_000), rng.normal(0.5, 1.5, size=1_000_000)
+    sx, sy = rng.standard_normal((100_000, 3)), rng.random((100_000, 3))
     return [
         ("sinkhorn, float64, eps=0.01", "2000 x 2000",
          lambda: pyot.sinkhorn(cost, eps=0.01)),
@@ -61,6 +62,10 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
          lambda: pyot.partial_ot(cost, mass=0.7, eps=0.05)),
         ("partial_wasserstein_1d, mass=0.5", "500 vs 400",
          lambda: pyot.partial_wasserstein_1d(line_u[:500], line_v[:400], mass=0.5)),
+        ("sliced_wasserstein, L=512 qmc", "100000 vs 100000, d=3",
+         lambda: pyot.sliced_wasserstein(sx, sy, n_projections=512, directions="qmc", seed=0)),
+        ("max_sliced_wasserstein", "2000 vs 2000",
+         lambda: pyot.max_sliced_wasserstein(x, y, seed=0)),
     ]
 
 
@@ -72,6 +77,8 @@ def _row(name: str, size: str, solve: Callable[[], object]) -> tuple:
         elapsed = time.perf_counter() - start
     if isinstance(res, float):
         return name, size, elapsed, res, float("nan"), "-"
+    if isinstance(res, pyot.SlicedResult):  # a distance: no plan, no marginals
+        return name, size, elapsed, res.value, float("nan"), "-"
     value = float(np.mean(res.value))
     err = float(np.max(res.marginal_error))
     return name, size, elapsed, value, err, str(bool(np.all(res.converged)))

@@ -129,3 +129,27 @@ class SparseResult(OTResult):
 
     objective: Any = None
     reg: Any = None
+
+
+@dataclass(frozen=True, repr=False)
+class SlicedResult:
+    """Result of :func:`pyot.sliced_wasserstein` and :func:`pyot.max_sliced_wasserstein`.
+
+    Attributes
+    ----------
+    value : float
+        The (max-)sliced distance, already raised to ``1/p``:
+        ``(mean_l projected[l]) ** (1/p)`` (max-sliced: ``projected[0] ** (1/p)``).
+    directions : ndarray, shape (L, d)
+        The unit directions used (max-sliced: the one found, ``L = 1``).
+    projected : ndarray, shape (L,)
+        ``W_p^p`` between the projections of the two measures on each direction.
+    """
+
+    value: Any = None
+    directions: Any = None
+    projected: Any = None
+
+    def __repr__(self) -> str:
+        parts = (f"{name}={_short(getattr(self, name))}" for name in self.__dataclass_fields__)
+        return f"{type(self).__name__}({', '.join(parts)})"

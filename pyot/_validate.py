@@ -150,3 +150,19 @@ def choice(value: object, name: str, fn: str, options: Sequence[str]) -> str:
         listed = ", ".join(repr(o) for o in options)
         raise ValueError(f"{fn}: {name} must be one of {listed}, got {_describe(value)}")
     return value
+
+
+def generator(value: object, fn: str) -> np.random.Generator:
+    """``seed=``: ``None`` (fresh entropy), a non-negative int, or a ``numpy.random.Generator``
+    (used as is, so its state advances)."""
+    if isinstance(value, np.random.Generator):
+        return value
+    if value is None:
+        return np.random.default_rng()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{fn}: seed must be None, an int or a numpy.random.Generator, got {_describe(value)}"
+        )
+    if value < 0:
+        raise ValueError(f"{fn}: seed must be a non-negative int, got {value}")
+    return np.random.default_rng(int(value))

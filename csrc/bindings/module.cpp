@@ -9,6 +9,7 @@ void bind_sinkhorn(py::module_& m);
 void bind_exact(py::module_& m);
 void bind_partial(py::module_& m);
 void bind_sparse(py::module_& m);
+void bind_sliced(py::module_& m);
 void bind_cuda(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -19,5 +20,6 @@ PYBIND11_MODULE(_core, m) {
   bind_exact(m);
   bind_partial(m);
   bind_sparse(m);
+  bind_sliced(m);
   bind_cuda(m);
 }
