@@ -121,12 +121,20 @@ PYOT_ALWAYS_INLINE double transport_rc(T c, double pg, double fi) {
   return (double(c) + pg) - fi;
 }
 
+constexpr index_t kChunk = 64;  // columns per minimum taken by chunk_minima
+
+// mins[k] = least reduced cost over the columns [j0 + k kChunk, j0 + (k + 1) kChunk) of one row
+// (the last chunk may be shorter): one vector pass, one call per row segment.
 template <class T>
-PYOT_MULTIVERSION double row_min(const T* c, const double* pg, double fi, index_t j0, index_t j1) {
-  double best = kInf;
+PYOT_MULTIVERSION void chunk_minima(const T* c, const double* pg, double fi, index_t j0, index_t j1,
+                                    double* mins) {
+  for (index_t k0 = j0, k = 0; k0 < j1; k0 += kChunk, ++k) {
+    const index_t k1 = std::min(j1, k0 + kChunk);
+    double best = kInf;
 #pragma omp simd reduction(min : best)
-  for (index_t j = j0; j < j1; ++j) best = std::min(best, transport_rc(c[j], pg[j], fi));
-  return best;
+    for (index_t j = k0; j < k1; ++j) best = std::min(best, transport_rc(c[j], pg[j], fi));
+    mins[k] = best;
+  }
 }
 
 // Round-off margin of a reduced cost: kRelTol * max(|C_ij|, |f_i|, |g_j|).
@@ -164,13 +172,13 @@ class BestArcs {
 // the scalar pass touches only the few chunks that hold a member of the final set.
 template <class T>
 void row_collect(const T* c, const double* pg, double fi, index_t i, index_t m, index_t j0,
-                 index_t j1, BestArcs& best, std::vector<std::pair<double, index_t>>& chunks) {
-  constexpr index_t kChunk = 64;
+                 index_t j1, BestArcs& best, std::vector<double>& mins,
+                 std::vector<std::pair<double, index_t>>& chunks) {
+  mins.resize(std::size_t(n_blocks(j1 - j0, kChunk)));
+  chunk_minima(c, pg, fi, j0, j1, mins.data());
   chunks.clear();
-  for (index_t k0 = j0; k0 < j1; k0 += kChunk) {
-    const double low = row_min(c, pg, fi, k0, std::min(j1, k0 + kChunk));
-    if (low < best.bound()) chunks.emplace_back(low, k0);
-  }
+  for (std::size_t k = 0; k < mins.size(); ++k)
+    if (mins[k] < best.bound()) chunks.emplace_back(mins[k], j0 + index_t(k) * kChunk);
   std::sort(chunks.begin(), chunks.end());
   for (const auto& [low, k0] : chunks) {
     if (!(low < best.bound())) break;
@@ -256,11 +264,18 @@ class NetworkSimplex {
     prev_.assign(nodes, -1);
     P_.assign(nodes, 0.0);
     double cmax = 0;
+    double probe = 0;  // becomes NaN on any inf or NaN entry
     for (index_t i = 0; i < n_; ++i) {
       const T* row = C_.row(i);
-      for (index_t j = 0; j < m_; ++j) cmax = std::max(cmax, std::abs(double(row[j])));
+      double row_max = 0;
+#pragma omp simd reduction(max : row_max) reduction(+ : probe)
+      for (index_t j = 0; j < m_; ++j) {
+        row_max = std::max(row_max, std::abs(double(row[j])));
+        probe += double(row[j]) - double(row[j]);
+      }
+      cmax = std::max(cmax, row_max);
     }
-    require(std::isfinite(cmax), "network simplex: the cost has a non-finite entry");
+    require(probe == 0, "network simplex: the cost has a non-finite entry");
     art_cost_ = (cmax + 1) * double(n_ + m_ + 1);
     for (int32_t v = 0; v < root_; ++v) {
       const bool source = v < n_;
@@ -296,11 +311,12 @@ class NetworkSimplex {
   // Offers the improving arcs among [e0, e0 + count) (cyclic) to `best`.
   void scan(index_t e0, index_t count, BestArcs& best) const {
     const double* pg = P_.data() + n_;
+    std::vector<double> mins;
     std::vector<std::pair<double, index_t>> chunks;
     while (count > 0) {
       const index_t i = e0 / m_, j0 = e0 % m_;
       const index_t j1 = std::min(m_, j0 + count);
-      row_collect(C_.row(i), pg, P_[i], i, m_, j0, j1, best, chunks);
+      row_collect(C_.row(i), pg, P_[i], i, m_, j0, j1, best, mins, chunks);
       count -= j1 - j0;
       e0 = (i + 1 == n_ && j1 == m_) ? 0 : i * m_ + j1;
     }
