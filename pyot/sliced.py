@@ -267,6 +267,10 @@ def sliced_wasserstein(
     )
 
 
+# Ascents of max_sliced_wasserstein, from the best starting directions.
+_RESTARTS = 3
+
+
 def _ascend(problem: _Problem, theta: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
     """Projected gradient ascent of W_p^p on the sphere from theta (ALGORITHMS 5): step along
     the tangent gradient, renormalise, halve the step when W drops, keep the best."""
@@ -302,11 +306,12 @@ def max_sliced_wasserstein(
     """Max-sliced Wasserstein distance: the direction whose 1D transport cost is largest.
 
     Approximates ``max_{||theta|| = 1} W_p(theta # mu, theta # nu)`` [Deshpande 2019]: starts
-    at the best of ``n_projections`` random directions, then climbs by projected gradient
-    ascent on the sphere, the gradient taken through the current sorted matching
-    (``sum_ij P_ij h'(<theta, x_i - y_j>) (x_i - y_j)``, ``h(t) = |t|^p``), halving the step
-    whenever the value would drop. The objective is not concave: the result is a local
-    maximum at least as large as the best random start, and never above the full ``W_p``.
+    at the best three of ``n_projections`` random directions, climbs from each by projected
+    gradient ascent on the sphere (the gradient taken through the current sorted matching,
+    ``sum_ij P_ij h'(<theta, x_i - y_j>) (x_i - y_j)``, ``h(t) = |t|^p``; the step halves
+    whenever the value would drop) and keeps the highest. The objective is not concave: the
+    result is a local maximum at least as large as the best random start, and never above the
+    full ``W_p``.
 
     Parameters
     ----------
@@ -356,8 +361,10 @@ def max_sliced_wasserstein(
     iterations = V.integer(max_iter, "max_iter", fn, minimum=0)
     rng = V.generator(seed, fn)
     starts = _random_directions(n_starts, problem.dim, rng)
-    best = starts[int(np.argmax(problem.projected(starts)))]
-    theta, value = _ascend(problem, best, iterations)
+    # The objective is not concave: climb from the few best starts, keep the highest summit.
+    order = np.argsort(-problem.projected(starts), kind="stable")[:_RESTARTS]
+    climbs = [_ascend(problem, starts[k], iterations) for k in order]
+    theta, value = max(climbs, key=lambda climb: climb[1])
     dtype = problem.dtype
     return SlicedResult(
         value=max(value, 0.0) ** (1.0 / problem.p),
