@@ -598,6 +598,20 @@ def potential_plan_stats(
 
 
 # ---------------------------------------------------------------------------------------------
+# Command-line values
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``"500,2000"`` -> ``(500, 2000)`` (argparse ``type=``)."""
+    return tuple(int(t) for t in text.split(",") if t.strip())
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """``"0.1,0.01"`` -> ``(0.1, 0.01)`` (argparse ``type=``)."""
+    return tuple(float(t) for t in text.split(",") if t.strip())
+
+
+# ---------------------------------------------------------------------------------------------
 # Formatting
 
 

@@ -30,14 +30,10 @@ BATCH, BATCH_SIZE = 64, 256
 LINE_SIZE = 1_000_000
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t.strip())
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("exact options")
-    group.add_argument("--sizes", type=_ints, default=SIZES, help="n = m values")
-    group.add_argument("--dims", type=_ints, default=DIMS, help="dimensions d (2,64)")
+    group.add_argument("--sizes", type=cm.int_list, default=SIZES, help="n = m values")
+    group.add_argument("--dims", type=cm.int_list, default=DIMS, help="dimensions d (2,64)")
     group.add_argument(
         "--peer-max-size", type=int, default=10000, help="skip peers above this n (default all)"
     )

@@ -28,18 +28,10 @@ SIZES = (500, 2000)
 EPSILONS = (0.05, 0.01)
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t.strip())
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(t) for t in text.split(",") if t.strip())
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("partial options")
-    group.add_argument("--sizes", type=_ints, default=SIZES, help="n = m values (500,2000)")
-    group.add_argument("--epsilons", type=_floats, default=EPSILONS, help="eps (0.05,0.01)")
+    group.add_argument("--sizes", type=cm.int_list, default=SIZES, help="n = m values (500,2000)")
+    group.add_argument("--epsilons", type=cm.float_list, default=EPSILONS, help="eps (0.05,0.01)")
     group.add_argument("--mass", type=float, default=0.7, help="mass to transport (0.7)")
     group.add_argument("--pot-max-iter", type=int, default=2000, help="POT numItermax (2000)")
 

@@ -58,14 +58,6 @@ MEMORY_FACTOR = 7  # n x m arrays alive at once in the worst peer (C, K or logT,
 # Command line
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(t) for t in text.split(",") if t.strip())
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t.strip())
-
-
 def _names(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
     def parse(text: str) -> tuple[str, ...]:
         names = tuple(t.strip() for t in text.split(",") if t.strip())
@@ -80,10 +72,12 @@ def _names(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sinkhorn options")
     g.add_argument(
-        "--sizes", type=_ints, default=None, help="n = m values (default 1000,4000,10000)"
+        "--sizes", type=cm.int_list, default=None, help="n = m values (default 1000,4000,10000)"
     )
-    g.add_argument("--dims", type=_ints, default=None, help="point dimensions (default 2,64)")
-    g.add_argument("--eps", type=_floats, default=None, help="eps values (default 0.1,0.01,0.001)")
+    g.add_argument("--dims", type=cm.int_list, default=None, help="point dimensions (default 2,64)")
+    g.add_argument(
+        "--eps", type=cm.float_list, default=None, help="eps values (default 0.1,0.01,0.001)"
+    )
     g.add_argument(
         "--dtypes", type=_names(DTYPES), default=None, help="float64,float32 (default both)"
     )
@@ -129,7 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--bound-iters",
-        type=_ints,
+        type=cm.int_list,
         default=(10,),
         help="K1[,K2]: per-iteration time = (t(K2) - t(K1)) / (K2 - K1); default K1=10 and K2 "
         "chosen so that the difference is ~0.3 s",

@@ -30,19 +30,13 @@ POT_SOLVERS = ("smooth_ot_dual", "smooth_ot_semi_dual")
 POT_MAX_ITER = 500  # POT's default numItermax
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t.strip())
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(t) for t in text.split(",") if t.strip())
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sparse options")
-    group.add_argument("--sizes", type=_ints, default=SIZES, help="n = m values (500,2000,5000)")
-    group.add_argument("--ks", type=_ints, default=KS, help="nonzeros per column (1,5,20)")
-    group.add_argument("--regs", type=_floats, default=REGS, help="regularizations (0.1,1)")
+    group.add_argument(
+        "--sizes", type=cm.int_list, default=SIZES, help="n = m values (500,2000,5000)"
+    )
+    group.add_argument("--ks", type=cm.int_list, default=KS, help="nonzeros per column (1,5,20)")
+    group.add_argument("--regs", type=cm.float_list, default=REGS, help="regularizations (0.1,1)")
     group.add_argument(
         "--pot-max-size", type=int, default=5000, help="skip POT above this n (default 5000)"
     )

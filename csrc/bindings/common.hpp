@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <utility>
 
 #include "pyot/common/view.hpp"
 
@@ -39,6 +40,24 @@ template <class T>
 MatrixView<T> matrix(const carray<T>& arr, const char* name) {
   require_ndim(arr, 2, name);
   return MatrixView<T>(arr.data(), arr.shape(0), arr.shape(1));
+}
+
+// Views of two point clouds x (n, d) and y (m, d), with their weights a, b and potentials f, g
+// (n and m long) and the metric code checked: the arguments of every online solver.
+template <class T>
+std::pair<MatrixView<T>, MatrixView<T>> point_clouds(const carray<T>& x, const carray<T>& y,
+                                                     int metric, const carray<double>& a,
+                                                     const carray<double>& b,
+                                                     const carray<double>& f,
+                                                     const carray<double>& g) {
+  const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
+  require(xv.cols == yv.cols, "x and y must have the same number of columns");
+  require_shape(a, {xv.rows}, "a");
+  require_shape(b, {yv.rows}, "b");
+  require_shape(f, {xv.rows}, "f");
+  require_shape(g, {yv.rows}, "g");
+  require(metric >= 0 && metric <= 4, "unknown metric");
+  return {xv, yv};
 }
 
 // Registers fn<float> and fn<double> under one name: Python picks by the array dtype.

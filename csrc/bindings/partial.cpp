@@ -59,13 +59,7 @@ PartialOut partial_entropic_online(const carray<T>& x, const carray<T>& y, int m
                                    carray<double>& f, carray<double>& g, double lam, double eps,
                                    double mass, double tol, index_t max_iter, double eps_start,
                                    double eps_scaling, int threads) {
-  const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
-  require(xv.cols == yv.cols, "x and y must have the same number of columns");
-  require_shape(a, {xv.rows}, "a");
-  require_shape(b, {yv.rows}, "b");
-  require_shape(f, {xv.rows}, "f");
-  require_shape(g, {yv.rows}, "g");
-  require(metric >= 0 && metric <= 4, "unknown metric");
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
   const pt::Options o = make_options(eps, mass, tol, max_iter, eps_start, eps_scaling, threads);
   double* fp = f.mutable_data();
   double* gp = g.mutable_data();

@@ -109,13 +109,7 @@ BatchOut sinkhorn_online(const carray<T>& x, const carray<T>& y, int metric, dou
                          carray<double>& g, double cost_range, double eps_start, double eps,
                          double tol, index_t max_iter, double eps_scaling, bool overrelax,
                          double tau_a, double tau_b, int threads) {
-  const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
-  require(xv.cols == yv.cols, "x and y must have the same number of columns");
-  require_shape(a, {xv.rows}, "a");
-  require_shape(b, {yv.rows}, "b");
-  require_shape(f, {xv.rows}, "f");
-  require_shape(g, {yv.rows}, "g");
-  require(metric >= 0 && metric <= 4, "unknown metric");
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
   sk::Options o =
       make_options(eps, tol, max_iter, eps_scaling, 1, overrelax, tau_a, tau_b, threads);
   o.cost_range = cost_range;
