@@ -295,7 +295,7 @@ def unbalanced_sinkhorn(
     >>> import numpy as np, pyot
     >>> C = np.array([[0.0, 1.0], [1.0, 0.0]])
     >>> res = pyot.unbalanced_sinkhorn(C, [0.5, 0.5], [0.5, 1.0], eps=0.1, reg_marginals=1.0)
-    >>> 1.0 < res.plan.sum() < 1.5
+    >>> bool(1.0 < res.plan.sum() < 1.5)
     True
     """
     fn = "pyot.unbalanced_sinkhorn"

@@ -1,0 +1,183 @@
+"""
+pyot compiled core (C++17): thin bindings over the header-only solvers
+"""
+from __future__ import annotations
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'partial_entropic_dense', 'partial_entropic_online', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+def build_info() -> dict:
+    ...
+@typing.overload
+def cost_matrix(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Dense (n, m) cost matrix between the rows of x and y (direct sums).
+    """
+@typing.overload
+def cost_matrix(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Dense (n, m) cost matrix between the rows of x and y (direct sums).
+    """
+def cuda_available() -> bool:
+    """
+    True if the CUDA kernels were built and a CUDA device is usable.
+    """
+def cuda_built() -> bool:
+    """
+    True if this build of pyot._core includes the CUDA kernels.
+    """
+def cuda_device_count() -> int:
+    """
+    Number of usable CUDA devices (0 without a CUDA build, driver or device).
+    """
+@typing.overload
+def emd(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Batched network simplex. Returns (status, n_iter, value, f, g, problem, row, col, mass): per-problem fields, then the plans' support.
+    """
+@typing.overload
+def emd(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Batched network simplex. Returns (status, n_iter, value, f, g, problem, row, col, mass): per-problem fields, then the plans' support.
+    """
+def hw_exp_throughput(n: typing.SupportsInt | typing.SupportsIndex = 16777216, repeats: typing.SupportsInt | typing.SupportsIndex = 5, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+    """
+    Double-precision exp evaluations per second with the solvers' vectorized exp.
+    """
+def hw_read_bandwidth(nbytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, repeats: typing.SupportsInt | typing.SupportsIndex = 5, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+    """
+    Streaming read bandwidth in bytes per second.
+    """
+@typing.overload
+def max_sliced_step(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64] | None, b: numpy.typing.NDArray[numpy.float64] | None, theta: numpy.typing.NDArray[numpy.float64], *, mass: typing.SupportsFloat | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[float, numpy.typing.NDArray[numpy.float64]]:
+    """
+    (W_p^p, gradient) along the unit direction theta (d,), by the monotone coupling of the slice.
+    """
+@typing.overload
+def max_sliced_step(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64] | None, b: numpy.typing.NDArray[numpy.float64] | None, theta: numpy.typing.NDArray[numpy.float64], *, mass: typing.SupportsFloat | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[float, numpy.typing.NDArray[numpy.float64]]:
+    """
+    (W_p^p, gradient) along the unit direction theta (d,), by the monotone coupling of the slice.
+    """
+def max_threads() -> int:
+    ...
+@typing.overload
+def partial_entropic_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, lam: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, float, float, float]:
+    """
+    Entropic partial OT; f and g are updated in place. Returns (status, n_iter, marginal_error, value, objective, lam).
+    """
+@typing.overload
+def partial_entropic_dense(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, lam: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, float, float, float]:
+    """
+    Entropic partial OT; f and g are updated in place. Returns (status, n_iter, marginal_error, value, objective, lam).
+    """
+@typing.overload
+def partial_entropic_online(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, lam: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, float, float, float]:
+    """
+    Entropic partial OT between point clouds, cost evaluated on the fly.
+    """
+@typing.overload
+def partial_entropic_online(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, lam: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, float, float, float]:
+    """
+    Entropic partial OT between point clouds, cost evaluated on the fly.
+    """
+@typing.overload
+def sinkhorn_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], cost_range: numpy.typing.NDArray[numpy.float64], eps_start: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, method: typing.SupportsInt | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Batched dense Sinkhorn; f and g are updated in place. Returns (status, n_iter, marginal_error, value, objective), each of shape (B,).
+    """
+@typing.overload
+def sinkhorn_dense(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], cost_range: numpy.typing.NDArray[numpy.float64], eps_start: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, method: typing.SupportsInt | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Batched dense Sinkhorn; f and g are updated in place. Returns (status, n_iter, marginal_error, value, objective), each of shape (B,).
+    """
+@typing.overload
+def sinkhorn_online(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, cost_range: typing.SupportsFloat | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Sinkhorn between point clouds with the cost evaluated on the fly.
+    """
+@typing.overload
+def sinkhorn_online(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, cost_range: typing.SupportsFloat | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Sinkhorn between point clouds with the cost evaluated on the fly.
+    """
+@typing.overload
+def sinkhorn_symmetric_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Symmetric self-transport potential h (debiasing term).
+    """
+@typing.overload
+def sinkhorn_symmetric_dense(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Symmetric self-transport potential h (debiasing term).
+    """
+@typing.overload
+def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Symmetric self-transport potential on a point cloud, cost on the fly.
+    """
+@typing.overload
+def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Symmetric self-transport potential on a point cloud, cost on the fly.
+    """
+@typing.overload
+def sliced_projected(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64] | None, b: numpy.typing.NDArray[numpy.float64] | None, directions: numpy.typing.NDArray[numpy.float32], *, mass: typing.SupportsFloat | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, chunk_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Per-direction W_p^p between the projections of x and y on the unit rows of directions (L, d); a, b are float64 weights of total mass `mass`, or None for uniform (both or neither).
+    """
+@typing.overload
+def sliced_projected(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64] | None, b: numpy.typing.NDArray[numpy.float64] | None, directions: numpy.typing.NDArray[numpy.float64], *, mass: typing.SupportsFloat | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, chunk_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Per-direction W_p^p between the projections of x and y on the unit rows of directions (L, d); a, b are float64 weights of total mass `mass`, or None for uniform (both or neither).
+    """
+@typing.overload
+def sliced_projected_timed(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], directions: numpy.typing.NDArray[numpy.float32], *, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], dict]:
+    """
+    sliced_projected for uniform clouds, also returning the phase times {project: wall s, sort: thread-s, merge: thread-s, sorted: values}.
+    """
+@typing.overload
+def sliced_projected_timed(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], directions: numpy.typing.NDArray[numpy.float64], *, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], dict]:
+    """
+    sliced_projected for uniform clouds, also returning the phase times {project: wall s, sort: thread-s, merge: thread-s, sorted: values}.
+    """
+@typing.overload
+def sparse_objective(cost_t: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], x: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[float, numpy.typing.NDArray[numpy.float64], float]:
+    """
+    The concave (semi-)dual F(x) over the transposed cost (m, n): returns (F, grad F, marginal error of the plan at x).
+    """
+@typing.overload
+def sparse_objective(cost_t: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], x: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[float, numpy.typing.NDArray[numpy.float64], float]:
+    """
+    The concave (semi-)dual F(x) over the transposed cost (m, n): returns (F, grad F, marginal error of the plan at x).
+    """
+@typing.overload
+def sparse_solve(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+    """
+    Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual (1). Returns (status, stalled, n_iter, marginal_error, value, objective, f, g, col_ptr, rows, values); the last three are the plan in CSC form.
+    """
+@typing.overload
+def sparse_solve(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+    """
+    Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual (1). Returns (status, stalled, n_iter, marginal_error, value, objective, f, g, col_ptr, rows, values); the last three are the plan in CSC form.
+    """
+@typing.overload
+def std_sort_seconds(values: numpy.typing.NDArray[numpy.float32], threads: typing.SupportsInt | typing.SupportsIndex) -> float:
+    """
+    Bench probe: thread-seconds (summed per-row times) to std::sort each row of a copy of values (rows, n), threads over rows.
+    """
+@typing.overload
+def std_sort_seconds(values: numpy.typing.NDArray[numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex) -> float:
+    """
+    Bench probe: thread-seconds (summed per-row times) to std::sort each row of a copy of values (rows, n), threads over rows.
+    """
+@typing.overload
+def wasserstein_1d(u: numpy.typing.NDArray[numpy.float32], v: numpy.typing.NDArray[numpy.float32], u_weights: numpy.typing.NDArray[numpy.float64] | None, v_weights: numpy.typing.NDArray[numpy.float64] | None, *, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    W_p^p on the line between the columns of u (n, k) and v (m, k).
+    """
+@typing.overload
+def wasserstein_1d(u: numpy.typing.NDArray[numpy.float64], v: numpy.typing.NDArray[numpy.float64], u_weights: numpy.typing.NDArray[numpy.float64] | None, v_weights: numpy.typing.NDArray[numpy.float64] | None, *, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    W_p^p on the line between the columns of u (n, k) and v (m, k).
+    """
+__version__: str = '0.1.0'
