@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'partial_entropic_dense', 'partial_entropic_online', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'partial_entropic_dense', 'partial_entropic_online', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
 def build_info() -> dict:
     ...
 @typing.overload
@@ -39,6 +39,16 @@ def emd(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy
 def emd(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
     """
     Batched network simplex. Returns (status, n_iter, value, f, g, problem, row, col, mass): per-problem fields, then the plans' support.
+    """
+@typing.overload
+def finite_ranges(arr: numpy.typing.NDArray[numpy.float32], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Per leading index: (min, max) of the entries, NaN when any is NaN or inf.
+    """
+@typing.overload
+def finite_ranges(arr: numpy.typing.NDArray[numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Per leading index: (min, max) of the entries, NaN when any is NaN or inf.
     """
 def hw_exp_throughput(n: typing.SupportsInt | typing.SupportsIndex = 16777216, repeats: typing.SupportsInt | typing.SupportsIndex = 5, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     """

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _core
 from . import _validate as V
 from .costs import PointCloud
 
@@ -25,6 +26,7 @@ class Problem:
     b: np.ndarray  # (B, m) float64
     batched: bool
     dtype: np.dtype
+    ranges: np.ndarray | None = None  # (B,) max C - min C of dense costs
 
     @property
     def online(self) -> bool:
@@ -48,13 +50,19 @@ def validated_problem(
             geom = cost.dense()[None]
         problem = Problem(geom, wa, wb, False, cost.dtype)
     else:
-        c = V.as_array(cost, "cost", fn, ndim=(2, 3))
+        # Finiteness is checked by the same compiled pass that measures the cost's range.
+        c = V.as_array(cost, "cost", fn, ndim=(2, 3), finite=False)
         batched = c.ndim == 3
         c3 = c if batched else c[None]
         batch, n, m = c3.shape
         wa = V.weights(a, n, "a", fn, batch=batch) if batched else V.weights(a, n, "a", fn)[None]
         wb = V.weights(b, m, "b", fn, batch=batch) if batched else V.weights(b, m, "b", fn)[None]
         problem = Problem(c3, wa, wb, batched, c.dtype)
+    if not problem.online:
+        lo, hi = _core.finite_ranges(problem.cost)
+        if np.isnan(lo).any():
+            raise ValueError(f"{fn}: cost contains NaN or inf; remove or replace them")
+        problem.ranges = hi - lo
     if balanced:
         V.same_mass(problem.a, problem.b, fn)
     return problem

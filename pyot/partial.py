@@ -99,7 +99,7 @@ def _entropic(
     if problem.online:
         cost_range = problem.cost.cost_range()
     else:
-        cost_range = float(problem.cost.max() - problem.cost.min())
+        cost_range = float(problem.ranges[0])
     # Annealed from the cost's range when eps is small against it, as sinkhorn does.
     q = _DEFAULT_EPS_SCALING if cost_range > _EPS_SCALING_RATIO * eps else 0.0
     options = dict(lam=0.0, eps=eps, mass=mass, tol=tol, max_iter=max_iter,

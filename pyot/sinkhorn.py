@@ -72,8 +72,7 @@ def _annealing(eps_scaling: object, fn: str) -> float | None:
 def _cost_ranges(problem: Problem) -> np.ndarray:
     if problem.online:
         return np.array([problem.cost.cost_range()])
-    flat = problem.cost.reshape(problem.cost.shape[0], -1)
-    return (flat.max(axis=1) - flat.min(axis=1)).astype(np.float64)
+    return problem.ranges
 
 
 def _gibbs_plan(

@@ -1,7 +1,12 @@
 // Dense cost matrices from point clouds, evaluated by the same tile code as online costs.
 #include "pyot/common/costs.hpp"
 
+#include <pybind11/stl.h>
+
 #include <algorithm>
+#include <limits>
+#include <utility>
+#include <vector>
 
 #include "common.hpp"
 #include "pyot/common/threads.hpp"
@@ -35,6 +40,43 @@ carray<T> cost_matrix(const carray<T>& x, const carray<T>& y, int metric, double
   return out;
 }
 
+// Per problem of a (B, ...) array: (least entry, largest entry), both NaN when any entry is
+// NaN or inf. Blocks of the flattened problem are reduced in parallel; min and max do not
+// depend on the order, so neither does the result.
+template <class T>
+std::pair<carray<double>, carray<double>> finite_ranges(const carray<T>& arr, int threads) {
+  require(arr.ndim() >= 1, "the array must have a leading batch dimension");
+  const index_t batch = arr.shape(0), len = batch > 0 ? arr.size() / batch : 0;
+  carray<double> lo(batch), hi(batch);
+  double* plo = lo.mutable_data();
+  double* phi = hi.mutable_data();
+  const T* data = arr.data();
+  {
+    py::gil_scoped_release release;
+    constexpr index_t kBlock = index_t{1} << 16;
+    const index_t blocks = n_blocks(len, kBlock);
+    std::vector<double> blo(batch * blocks), bhi(batch * blocks);
+    std::vector<char> ok(batch * blocks);
+    parallel_for(batch * blocks, threads_for_work(threads, batch * len), [&](index_t t) {
+      const index_t k = t / blocks, start = (t % blocks) * kBlock;
+      ok[t] = finite_range(data + k * len + start, std::min(kBlock, len - start), blo[t], bhi[t]);
+    });
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (index_t k = 0; k < batch; ++k) {
+      double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+      bool finite = true;
+      for (index_t t = k * blocks; t < (k + 1) * blocks; ++t) {
+        finite = finite && ok[t];
+        mn = std::min(mn, blo[t]);
+        mx = std::max(mx, bhi[t]);
+      }
+      plo[k] = finite ? mn : nan;
+      phi[k] = finite ? mx : nan;
+    }
+  }
+  return {lo, hi};
+}
+
 }  // namespace
 
 void bind_costs(py::module_& m) {
@@ -42,4 +84,7 @@ void bind_costs(py::module_& m) {
                     py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("threads") = 0,
                     "Dense (n, m) cost matrix between the rows of x and y (direct sums).");
+  PYOT_DEF_FLOATING(m, "finite_ranges", finite_ranges, py::arg("arr").noconvert(),
+                    py::arg("threads") = 0,
+                    "Per leading index: (min, max) of the entries, NaN when any is NaN or inf.");
 }

@@ -118,4 +118,21 @@ PYOT_ALWAYS_INLINE void cost_row_tile(const T* x, const PointsT<T>& yT, index_t 
   }
 }
 
+// Least and largest entries of x[0, len) in one vector pass; false when an entry is NaN or inf
+// (x - x is then NaN, and the probe sum with it). Validation and the cost range share it.
+template <class T>
+PYOT_MULTIVERSION bool finite_range(const T* x, index_t len, double& lo, double& hi) {
+  double mn = std::numeric_limits<double>::infinity(), mx = -mn, probe = 0.0;
+#pragma omp simd reduction(min : mn) reduction(max : mx) reduction(+ : probe)
+  for (index_t k = 0; k < len; ++k) {
+    const double v = double(x[k]);
+    mn = std::min(mn, v);
+    mx = std::max(mx, v);
+    probe += v - v;
+  }
+  lo = mn;
+  hi = mx;
+  return probe == 0.0;
+}
+
 }  // namespace pyot
