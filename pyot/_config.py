@@ -22,7 +22,15 @@ def cuda_available() -> bool:
 
 
 def config() -> dict:
-    """The build facts as a dict (what :func:`show_config` prints)."""
+    """The build facts as a dict (what :func:`show_config` prints).
+
+    Examples
+    --------
+    >>> import pyot
+    >>> facts = pyot.config()
+    >>> {"version", "simd", "openmp", "cuda_built"} <= set(facts)
+    True
+    """
     info = dict(_core.build_info())
     info["cuda_built"] = bool(_core.cuda_built())
     info["cuda_devices"] = int(_core.cuda_device_count())
