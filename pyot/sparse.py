@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import scipy.sparse
 
 from . import _core
 from . import _validate as V
+from ._problem import validated_problem
 from ._result import SparseResult, warn_not_converged
-from .costs import PointCloud
 
 __all__ = ["quadratic_ot", "sparse_ot"]
 
@@ -33,23 +32,16 @@ _HINT = (
 )
 
 
-def _cost(cost: object, fn: str) -> np.ndarray:
-    """A C-contiguous (n, m) float32/float64 cost; a PointCloud is materialized (the solver
-    streams a column-major copy of the matrix at every evaluation anyway)."""
-    if isinstance(cost, PointCloud):
-        return cost.dense()
-    return V.as_array(cost, "cost", fn, ndim=2)
-
-
 def _solve(
     fn: str, cost: object, a: object, b: object, *, k: int | None, reg: object, tol: object,
     max_iter: object, threads: object,
 ) -> SparseResult:
     """Shared front end: validation, the core call, the result. ``k=None`` is quadratic OT."""
-    c = _cost(cost, fn)
+    problem = validated_problem(cost, a, b, fn, balanced=True)  # a PointCloud is materialized
+    if problem.batched:
+        raise ValueError(f"{fn}: cost must be a 2-d array, got shape {problem.cost.shape}")
+    c, wa, wb = problem.cost[0], problem.a[0], problem.b[0]
     n, m = c.shape
-    wa, wb = V.weights(a, n, "a", fn), V.weights(b, m, "b", fn)
-    V.same_mass(wa, wb, fn)
     reg_f = V.positive(reg, "reg", fn)
     tol_f = V.non_negative(tol, "tol", fn)
     max_iter_i = V.integer(max_iter, "max_iter", fn, minimum=0)
