@@ -157,7 +157,8 @@ def partial_ot(
         ``None`` (default) solves exactly: the network simplex on the augmented problem of
         Chapel et al. (2020), a sparse plan. A positive ``eps`` adds ``eps KL(P | a b^T)``
         and solves by block ascent on the dual in the log domain, stable for small ``eps``
-        and in float32.
+        and in float32; when ``eps`` is below 1/500 of the cost's range it is annealed from
+        the range by halving (short warm-start stages, as in :func:`pyot.sinkhorn`).
     tol : float, default 1e-6
         Entropic only: stop when the L1 KKT residual (capacity and mass constraints) is below.
     max_iter : int, optional
