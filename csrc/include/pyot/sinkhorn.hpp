@@ -1114,6 +1114,7 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
       cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
       double* row = acc + (i - i0) * d;
       double a_sum = 0.0;
+#pragma omp simd reduction(+ : a_sum)
       for (index_t t = 0; t < len; ++t) {
         const double c = double(tile[t]);
         const double w = exp_vec(hb[j0 + t] + ha[i] - c * inv_eps);
