@@ -293,6 +293,26 @@ def test_no_graph_leak_across_calls(gen):
     assert alive == []
 
 
+def test_sinkhorn_loss_never_forms_a_cost_matrix(gen, force_online, monkeypatch):
+    """Online solves and the core's point gradient: no (n, m) array in forward or backward."""
+    x, y = rand(gen, 40, 3, grad=True), rand(gen, 30, 3, grad=True)
+    expected = pt.SinkhornLoss(0.1)(x, y)  # reference, before dense costs are forbidden
+    expected.backward()
+    gx, gy = x.grad.clone(), y.grad.clone()
+    x.grad = y.grad = None
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("an (n, m) cost matrix was formed")
+
+    monkeypatch.setattr(pyot.costs, "_evaluate", forbidden)
+    monkeypatch.setattr(pt._common, "torch_cost", forbidden)
+    loss = pt.SinkhornLoss(0.1)(x, y)
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), gx.numpy(), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(y.grad.numpy(), gy.numpy(), rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cpu_tensors_reach_the_core_without_copies(gen, dtype, monkeypatch):
     seen = []
