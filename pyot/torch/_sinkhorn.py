@@ -6,8 +6,9 @@ Backward (ALGORITHMS 10):
 - ``objective``: the envelope theorem. ``d/dC = P``, ``d/d(a, b)`` = the potentials (centred
   for balanced problems), ``d/dx_i = sum_j P_ij grad_x c(x_i, y_j)`` computed by the core from
   the potentials, tile by tile, without an ``(n, m)`` array.
-- ``value`` and ``plan`` (balanced): implicit differentiation of the optimality conditions,
-  the dual's linear system solved by conjugate gradients on its Schur complement.
+- ``value`` and ``plan``: implicit differentiation of the optimality conditions, the dual's
+  linear system solved by conjugate gradients on its Schur complement (O(nm) memory: the
+  plan is formed).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..costs import METRICS, _metric
 from ..costs import PointCloud as _NumpyCloud
 from ..sinkhorn import Solved, _divergence, _run, _taus
 from . import _common as T
-from ._autograd import attach, unsupported
+from ._autograd import attach
 
 __all__ = ["SinkhornLoss", "sinkhorn", "sinkhorn_divergence", "unbalanced_sinkhorn"]
 
@@ -83,15 +84,19 @@ def _relaxed_side(f: np.ndarray, other: np.ndarray, tau: float, eps: float) -> n
 
 
 def _implicit(kernel: np.ndarray, a: np.ndarray, b: np.ndarray, grad_plan: np.ndarray,
-              eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of l(P) with respect to (C, a, b) through the balanced optimum (ALGORITHMS
-    10): with u = (G.P) 1, v = (G.P)^T 1 solve [[diag(P1), P], [P^T, diag(P^T 1)]] w = (u, v)
-    by CG on the Schur complement over the columns, then
-    dl/dC = (P / eps) (w_f + w_g - G), dl/da_i = sum_j (G_ij - w_gj) K_ij b_j (and for b)."""
+              pots: _Potentials) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of l(P) with respect to (C, a, b) through the optimum (ALGORITHMS 10): with
+    u = (G.P) 1, v = (G.P)^T 1 solve [[diag(rho_a P1), P], [P^T, diag(rho_b P^T 1)]] w = (u, v)
+    by CG on the Schur complement over the columns, then dl/dC = (P / eps) (w_f + w_g - G),
+    dl/da_i = sum_j (G_ij - w_gj) K_ij b_j (and for b). rho = 1 + eps / tau comes from the
+    KL marginals' optimality P 1 = a exp(-f / tau) (1 when balanced: the system is then
+    singular along (1, -1), consistent, and the weight gradients are centred)."""
+    eps = pots.eps
+    rho_a, rho_b = (1.0 + eps / t for t in pots.tau)  # 1 / inf = 0: balanced
     plan = a[:, None] * kernel * b[None, :]
     gp = grad_plan * plan
     u, v = gp.sum(axis=1), gp.sum(axis=0)
-    r, c = plan.sum(axis=1), plan.sum(axis=0)
+    r, c = rho_a * plan.sum(axis=1), rho_b * plan.sum(axis=0)
     rows = r > 0  # zero-weight rows carry no mass: dropped from the system
     pr, rr = plan[rows], r[rows]
     rhs = v - pr.T @ (u[rows] / rr)
@@ -102,7 +107,9 @@ def _implicit(kernel: np.ndarray, a: np.ndarray, b: np.ndarray, grad_plan: np.nd
     d_cost = (plan / eps) * (w_f[:, None] + w_g[None, :] - grad_plan)
     d_a = ((grad_plan - w_g[None, :]) * kernel * b[None, :]).sum(axis=1)
     d_b = ((grad_plan - w_f[:, None]) * kernel * a[:, None]).sum(axis=0)
-    return d_cost, T.centred(d_a), T.centred(d_b)
+    if pots.tau == _BALANCED:
+        return d_cost, T.centred(d_a), T.centred(d_b)
+    return d_cost, d_a, d_b
 
 
 def _dense_rule(pots: _Potentials, *, value: bool):
@@ -117,7 +124,7 @@ def _dense_rule(pots: _Potentials, *, value: bool):
         for k in range(len(c)):
             g_plan = c[k].astype(np.float64) * grad.reshape(-1)[k] if value else (
                 grad.reshape(c.shape)[k])
-            dc, da, db = _implicit(kernels[k], pots.a[k], pots.b[k], g_plan, pots.eps)
+            dc, da, db = _implicit(kernels[k], pots.a[k], pots.b[k], g_plan, pots)
             if value:
                 dc += grad.reshape(-1)[k] * pots.a[k][:, None] * kernels[k] * pots.b[k][None, :]
             gc.append(dc)
@@ -250,26 +257,13 @@ def _entropic(fn: str, cost: object, a: object, b: object, tau: tuple[float, flo
     res = solved.result
     inputs = (c, wa, wb)
     objective = attach(_dense_objective_rule(pots), res.objective, *inputs)
-    if tau == _BALANCED:
-        value = attach(_dense_rule(pots, value=True), res.value, *inputs)
+    value = attach(_dense_rule(pots, value=True), res.value, *inputs)
 
-        def plan():
-            out = pots.plan(T.batch_view(c)).reshape(c.shape)
-            return attach(_dense_rule(pots, value=False), out, *inputs)
-    else:
-        value, plan = _unbalanced_outputs(fn, res, inputs, lambda: pots.plan(
-            T.batch_view(c)).reshape(c.shape))
+    def plan():
+        out = pots.plan(T.batch_view(c)).reshape(c.shape)
+        return attach(_dense_rule(pots, value=False), out, *inputs)
+
     return _result(res, objective, value, Lazy(plan), c.dtype)
-
-
-def _unbalanced_outputs(fn, res, inputs, plan_array):
-    """value and plan of unbalanced problems: only the objective is differentiable here."""
-    no_grad = unsupported(
-        f"{fn}: only objective is differentiable for unbalanced problems (envelope theorem); "
-        "value and plan have no gradient in this version"
-    )
-    value = attach(no_grad, res.value, *inputs)
-    return value, lambda: attach(no_grad, plan_array(), *inputs)
 
 
 def _entropic_cloud(fn, geom, a, b, tau, *, threads, **options) -> SinkhornResult:
@@ -284,16 +278,13 @@ def _entropic_cloud(fn, geom, a, b, tau, *, threads, **options) -> SinkhornResul
     res = solved.result
     inputs = (x, y, wa, wb)
     objective = attach(cloud.objective_rule, res.objective, *inputs)
-    if tau == _BALANCED:
-        value = attach(cloud.value_rule, res.value, *inputs)
+    value = attach(cloud.value_rule, res.value, *inputs)
 
-        def plan():
-            cost = geom.dense()
-            out = pots.plan(T.view(cost)[None])[0]
-            return attach(_dense_rule(pots, value=False), out, cost, wa, wb)
-    else:
-        value, plan = _unbalanced_outputs(
-            fn, res, inputs, lambda: pots.plan(T.view(geom.dense())[None])[0])
+    def plan():
+        cost = geom.dense()
+        out = pots.plan(T.view(cost)[None])[0]
+        return attach(_dense_rule(pots, value=False), out, cost, wa, wb)
+
     return _result(res, objective, value, Lazy(plan), x.dtype)
 
 
@@ -382,7 +373,8 @@ def unbalanced_sinkhorn(
     ``objective`` (the primal objective) is differentiable by the envelope theorem in the
     cost (or points) and the weights: ``d/dC = P``,
     ``d/da_i = tau_a (1 - r_i) - eps (r_i - sum b)`` with ``r = exp(-f / tau_a)``. ``value``
-    and ``plan`` are returned without a gradient (backward raises ``NotImplementedError``).
+    and ``plan`` are differentiable by implicit differentiation, as in :func:`sinkhorn` (the
+    KL marginals make the dual's system definite).
 
     Examples
     --------
