@@ -254,6 +254,19 @@ def test_sliced_value_matches_numpy(gen):
     np.testing.assert_allclose(ours.value.item(), ref.value, rtol=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
+def test_torch_cost_gram_form_matches_differences(gen, metric, monkeypatch):
+    x, y = rand(gen, 20, 5, grad=True), rand(gen, 15, 5)
+    x_far = (x.detach() + 100.0).requires_grad_()
+    direct = pt._common.torch_cost(x_far, y + 100.0, metric, 2.0)
+    monkeypatch.setattr(pt._common, "DIFF_LIMIT", 0)
+    gram = pt._common.torch_cost(x_far, y + 100.0, metric, 2.0)
+    np.testing.assert_allclose(gram.detach().numpy(), direct.detach().numpy(), rtol=1e-9,
+                               atol=1e-9)
+    np.testing.assert_allclose(pyot.cost_matrix(x_far.detach().numpy(), y.numpy() + 100.0,
+                                                metric), gram.detach().numpy(), rtol=1e-9)
+
+
 # ----------------------------------------------------------------------------- modules
 
 

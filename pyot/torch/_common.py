@@ -20,6 +20,8 @@ CG_MAX_ITER = 10_000
 # Above this many cost entries a point-cloud plan or value gradient (which need the (n, m)
 # matrix) is refused: the objective's gradient needs no matrix at all.
 DENSE_GRADIENT_LIMIT = 1 << 26
+# torch_cost forms the (n, m, d) differences up to this many entries, a Gram form above.
+DIFF_LIMIT = 1 << 24
 
 
 def tensor(value: object, name: str, fn: str, *, ndim: tuple[int, ...]) -> torch.Tensor:
@@ -159,12 +161,28 @@ class PointCloud:
                 f"dtype={self.x.dtype})")
 
 
+def _gram_cost(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
+    """``||x||^2 + ||y||^2 - 2 <x, y>`` on clouds centred by their common mean (which removes
+    the cancellation for clouds far from the origin, as :func:`pyot.cost_matrix` does): no
+    (n, m, d) difference tensor."""
+    center = torch.cat([x, y]).detach().mean(0)
+    xc, yc = x - center, y - center
+    sq = ((xc * xc).sum(-1)[:, None] + (yc * yc).sum(-1)[None, :] - 2.0 * xc @ yc.T)
+    sq = sq.clamp_min(0.0)
+    if metric == "sqeuclidean":
+        return sq
+    return torch.where(sq > 0, sq.clamp_min(torch.finfo(sq.dtype).tiny).sqrt(), sq * 0.0)
+
+
 def torch_cost(x: torch.Tensor, y: torch.Tensor, metric: str, p: float) -> torch.Tensor:
     """The cost matrix by torch operations (differentiable; coordinate sums, no cancellation)."""
     if metric == "cosine":
         xn = x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
         yn = y / y.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(y.dtype).tiny)
         return (1.0 - xn @ yn.transpose(-1, -2)).clamp(0.0, 2.0)
+    if metric in ("sqeuclidean", "euclidean") and x.shape[-2] * y.shape[-2] * x.shape[-1] > (
+            DIFF_LIMIT):
+        return _gram_cost(x, y, metric)
     diff = x[..., :, None, :] - y[..., None, :, :]
     if metric == "sqeuclidean":
         return (diff * diff).sum(-1)
