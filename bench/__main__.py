@@ -33,6 +33,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "bench.sparse",
         "sparsity-constrained and quadratic OT: time to POT's marginal error vs POT smooth_ot",
     ),
+    "torch": (
+        "bench.torch",
+        "SinkhornLoss forward + backward vs GeomLoss, POT's torch backend and OTT-JAX jax.grad",
+    ),
     "sliced": (
         "bench.sliced",
         "sliced Wasserstein: time vs POT and OTT-JAX, sort phase vs std::sort, estimation error "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,6 +103,39 @@ def _solve(
     reg_marginals: tuple[float, float] = (math.inf, math.inf),
 ) -> SinkhornResult:
     """Shared front end of sinkhorn and unbalanced_sinkhorn."""
+    return _run(
+        fn, cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
+        eps_scaling=eps_scaling, init=init, method=method, reg_marginals=reg_marginals,
+    ).result
+
+
+@dataclass
+class Solved:
+    """A solve with what differentiation needs (pyot.torch): the validated problem and the
+    float64 ``(B, n)`` / ``(B, m)`` potentials before their cast to the cost's dtype."""
+
+    problem: Problem
+    result: SinkhornResult
+    f: np.ndarray
+    g: np.ndarray
+    eps: float
+
+
+def _run(
+    fn: str,
+    cost: object,
+    a: object,
+    b: object,
+    *,
+    eps: object,
+    tol: object,
+    max_iter: object,
+    threads: object,
+    eps_scaling: object = False,
+    init: object = None,
+    method: object = "auto",
+    reg_marginals: tuple[float, float] = (math.inf, math.inf),
+) -> Solved:
     eps = V.positive(eps, "eps", fn)
     tol = V.non_negative(tol, "tol", fn)
     max_iter = V.integer(max_iter, "max_iter", fn, minimum=0)
@@ -138,7 +172,7 @@ def _solve(
             problem.cost, problem.a, problem.b, f, g, ranges, eps_start,
             method=_METHODS[method], **options,
         )
-    return _result(fn, problem, out, f, g, eps)
+    return Solved(problem, _result(fn, problem, out, f, g, eps), f, g, eps)
 
 
 def _result(
@@ -298,31 +332,74 @@ def unbalanced_sinkhorn(
     True
     """
     fn = "pyot.unbalanced_sinkhorn"
+    return _solve(
+        fn, cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
+        reg_marginals=_taus(reg_marginals, fn),
+    )
+
+
+def _taus(reg_marginals: object, fn: str) -> tuple[float, float]:
+    """``reg_marginals`` (a number or a pair) as ``(tau_a, tau_b)``."""
     if isinstance(reg_marginals, (tuple, list)):
         if len(reg_marginals) != 2:
             raise ValueError(f"{fn}: reg_marginals must be a number or a pair (tau_a, tau_b)")
-        taus = tuple(V.positive(t, "reg_marginals", fn, allow_inf=True) for t in reg_marginals)
-    else:
-        tau = V.positive(reg_marginals, "reg_marginals", fn, allow_inf=True)
-        taus = (tau, tau)
-    return _solve(
-        fn, cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
-        reg_marginals=taus,
-    )
+        tau_a, tau_b = (V.positive(t, "reg_marginals", fn, allow_inf=True) for t in reg_marginals)
+        return tau_a, tau_b
+    tau = V.positive(reg_marginals, "reg_marginals", fn, allow_inf=True)
+    return tau, tau
 
 
 def _self_transport(
     x: np.ndarray, a: np.ndarray, metric: str, p: float, eps: float, tol: float,
     max_iter: int, threads: int,
-) -> tuple[np.ndarray, ...]:
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """OT_eps(a, a) by the symmetric update (ALGORITHMS 2.6): the core's (status, n_iter,
-    marginal_error, value, objective) arrays."""
+    marginal_error, value, objective) arrays and the float64 potential h."""
     h = np.zeros(len(x))
     options = dict(eps=eps, tol=tol, max_iter=max_iter, threads=threads)
     if len(x) ** 2 <= _DENSE_LIMIT:
         cost = PointCloud._trusted(x, x, metric, p).dense()
-        return _core.sinkhorn_symmetric_dense(cost, a, h, **options)
-    return _core.sinkhorn_symmetric_online(x, METRICS[metric], p, a, h, **options)
+        return _core.sinkhorn_symmetric_dense(cost, a, h, **options), h
+    return _core.sinkhorn_symmetric_online(x, METRICS[metric], p, a, h, **options), h
+
+
+@dataclass
+class Divergence:
+    """The three solves of a Sinkhorn divergence (pyot.torch differentiates through them)."""
+
+    value: float
+    cross: Solved
+    h_x: np.ndarray  # self-transport potentials, float64
+    h_y: np.ndarray
+
+
+def _divergence(
+    fn: str, x: object, y: object, a: object, b: object, *, eps: object, metric: object,
+    tol: object, max_iter: object, threads: object, p: object,
+) -> Divergence:
+    xs, ys = _points(x, y, fn)
+    metric, p = _metric(metric, p, fn)
+    geom = PointCloud._trusted(xs, ys, metric, p)
+    eps_f = V.positive(eps, "eps", fn)
+    tol_f = V.non_negative(tol, "tol", fn)
+    max_iter_i = V.integer(max_iter, "max_iter", fn, minimum=0)
+    n_threads = V.threads(threads, fn)
+    cross = _run(fn, geom, a, b, eps=eps_f, tol=tol_f, max_iter=max_iter_i, threads=threads,
+                 eps_scaling=None)
+    terms, potentials = [], []
+    for pts, w in ((xs, cross.problem.a[0]), (ys, cross.problem.b[0])):
+        (status, n_iter, err, _, objective), h = _self_transport(
+            pts, w, metric, p, eps_f, tol_f, max_iter_i, n_threads
+        )
+        if status[0] == _STATUS_NOT_FINITE:
+            raise FloatingPointError(f"{fn}: the self-transport produced non-finite values")
+        warn_not_converged(fn + " (self-transport term)", SinkhornResult(
+            n_iter=int(n_iter[0]), marginal_error=float(err[0]),
+            converged=bool(status[0] == _STATUS_CONVERGED)))
+        terms.append(float(objective[0]))
+        potentials.append(h)
+    value = float(cross.result.objective - 0.5 * (terms[0] + terms[1]))
+    return Divergence(value, cross, potentials[0], potentials[1])
 
 
 def sinkhorn_divergence(
@@ -373,27 +450,7 @@ def sinkhorn_divergence(
     >>> pyot.sinkhorn_divergence(x, x + 1.0, eps=0.05) > 1.0
     True
     """
-    fn = "pyot.sinkhorn_divergence"
-    xs, ys = _points(x, y, fn)
-    metric, p = _metric(metric, p, fn)
-    geom = PointCloud._trusted(xs, ys, metric, p)
-    eps_f = V.positive(eps, "eps", fn)
-    tol_f = V.non_negative(tol, "tol", fn)
-    max_iter_i = V.integer(max_iter, "max_iter", fn, minimum=0)
-    n_threads = V.threads(threads, fn)
-    cross = _solve(fn, geom, a, b, eps=eps_f, tol=tol_f, max_iter=max_iter_i, threads=threads,
-                   eps_scaling=None)
-    wa = V.weights(a, len(xs), "a", fn)
-    wb = V.weights(b, len(ys), "b", fn)
-    terms = []
-    for pts, w in ((xs, wa), (ys, wb)):
-        status, n_iter, err, _, objective = _self_transport(
-            pts, w, metric, p, eps_f, tol_f, max_iter_i, n_threads
-        )
-        if status[0] == _STATUS_NOT_FINITE:
-            raise FloatingPointError(f"{fn}: the self-transport produced non-finite values")
-        warn_not_converged(fn + " (self-transport term)", SinkhornResult(
-            n_iter=int(n_iter[0]), marginal_error=float(err[0]),
-            converged=bool(status[0] == _STATUS_CONVERGED)))
-        terms.append(float(objective[0]))
-    return float(cross.objective - 0.5 * (terms[0] + terms[1]))
+    return _divergence(
+        "pyot.sinkhorn_divergence", x, y, a, b, eps=eps, metric=metric, tol=tol,
+        max_iter=max_iter, threads=threads, p=p,
+    ).value

@@ -162,6 +162,30 @@ BatchOut sinkhorn_symmetric_online(const carray<T>& x, int metric, double p,
   return out.out();
 }
 
+// sum_j P_ij grad_x c(x_i, y_j) from the potentials, P never formed: (n, d) float64.
+template <class T>
+carray<double> sinkhorn_point_gradient(const carray<T>& x, const carray<T>& y, int metric, double p,
+                                       const carray<double>& a, const carray<double>& b,
+                                       const carray<double>& f, const carray<double>& g, double eps,
+                                       int threads) {
+  const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
+  require(xv.cols == yv.cols, "x and y must have the same number of columns");
+  require_shape(a, {xv.rows}, "a");
+  require_shape(b, {yv.rows}, "b");
+  require_shape(f, {xv.rows}, "f");
+  require_shape(g, {yv.rows}, "g");
+  require(metric >= 0 && metric <= 4, "unknown metric");
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  carray<double> out({xv.rows, xv.cols});
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::point_gradient(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(), f.data(),
+                       g.data(), eps, dst, threads);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_sinkhorn(py::module_& m) {
@@ -189,4 +213,10 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("a").noconvert(), py::arg("h").noconvert(), py::kw_only(),
                     py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("threads"),
                     "Symmetric self-transport potential on a point cloud, cost on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_point_gradient", sinkhorn_point_gradient, py::arg("x").noconvert(),
+                    py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
+                    py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
+                    py::arg("g").noconvert(), py::kw_only(), py::arg("eps"), py::arg("threads"),
+                    "sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of "
+                    "P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.");
 }

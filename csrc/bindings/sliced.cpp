@@ -4,6 +4,7 @@
 
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <optional>
 #include <tuple>
 
@@ -91,6 +92,28 @@ std::tuple<double, carray<double>> max_sliced_step(const carray<T>& x, const car
   return {value, grad};
 }
 
+// (per-direction W_p^p, d sum / dx, d sum / dy) for the unit rows of directions (L, d).
+template <class T>
+std::tuple<carray<double>, carray<double>, carray<double>> sliced_gradient(
+    const carray<T>& x, const carray<T>& y, const Weights& a, const Weights& b,
+    const carray<double>& directions, double mass, double p, int threads) {
+  const sl::Cloud<T> cx = cloud(x, a, "x", "a"), cy = cloud(y, b, "y", "b");
+  const MatrixView<double> dirs = matrix(directions, "directions");
+  require(cx.points.cols == cy.points.cols, "x and y must have the same dimension");
+  require(cx.uniform() == cy.uniform(), "weights must be given for both clouds or neither");
+  require(p >= 1.0 && std::isfinite(p), "p must be a finite number >= 1");
+  carray<double> values(dirs.rows), gx({cx.points.rows, cx.points.cols}),
+      gy({cy.points.rows, cy.points.cols});
+  double* vp = values.mutable_data();
+  double* gxp = gx.mutable_data();
+  double* gyp = gy.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sl::projected_wpp_gradient(cx, cy, dirs, mass, p, vp, gxp, gyp, threads);
+  }
+  return {values, gx, gy};
+}
+
 template <class T>
 double std_sort_seconds(const carray<T>& values, int threads) {
   const MatrixView<T> v = matrix(values, "values");
@@ -119,6 +142,12 @@ void bind_sliced(py::module_& m) {
                     py::arg("threads"),
                     "(W_p^p, gradient) along the unit direction theta (d,), by the monotone "
                     "coupling of the slice.");
+  PYOT_DEF_FLOATING(m, "sliced_gradient", sliced_gradient, py::arg("x").noconvert(),
+                    py::arg("y").noconvert(), py::arg("a").noconvert(), py::arg("b").noconvert(),
+                    py::arg("directions").noconvert(), py::kw_only(), py::arg("mass"), py::arg("p"),
+                    py::arg("threads"),
+                    "(W_p^p per direction, gradient of their sum in x (n, d), in y (m, d)) for "
+                    "the unit rows of directions (L, d), float64.");
   PYOT_DEF_FLOATING(m, "std_sort_seconds", std_sort_seconds, py::arg("values").noconvert(),
                     py::arg("threads"),
                     "Bench probe: thread-seconds (summed per-row times) to std::sort each row of a "

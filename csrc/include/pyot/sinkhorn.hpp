@@ -1047,4 +1047,137 @@ Result solve_symmetric_online(MatrixView<T> x, Metric metric, double p, const do
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Gradient of the entropic objective with respect to the source points (ALGORITHMS 10, the
+// envelope theorem): out_i = sum_j P_ij grad_x c(x_i, y_j) with P_ij = a_i b_j exp((f_i + g_j -
+// C_ij) / eps). Cost tiles are evaluated on the fly as in OnlineCost, so P is never formed:
+// memory O((n + m) d). The gradient with respect to y is the same call with the clouds (and
+// weights, potentials) swapped, every metric being symmetric.
+//
+// Per metric, with w_j = P_ij and c_j = c(x_i, y_j):
+//   sqeuclidean  2 sum_j w_j (x_i - y_j)
+//   euclidean    sum_j (w_j / c_j) (x_i - y_j)                  (0 where c_j = 0)
+//   cosine       (sum_j w_j cos_j xh_i - sum_j w_j yh_j) / |x_i| (xh, yh unit rows)
+//   minkowski    sum_j (w_j / c_j^(p-1)) sign(t) |t|^(p-1), t = x_ik - y_jk (cityblock: p = 1)
+// The first three are "linear": alpha_i x'_i - sum_j coef_j y'_j, accumulated as two sums.
+namespace detail {
+
+template <Metric M>
+constexpr bool kLinearGradient =
+    M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine;
+
+// coef_j from the plan weight w and the cost c of one pair (linear metrics; the cosine's 1/|x_i|
+// is applied once per row by the caller).
+template <Metric M>
+PYOT_ALWAYS_INLINE double pair_coef(double w, double c, double pm1) {
+  if constexpr (M == Metric::SqEuclidean) {
+    return 2.0 * w;
+  } else if constexpr (M == Metric::Euclidean) {
+    return c > 0.0 ? w / c : 0.0;
+  } else if constexpr (M == Metric::Cosine) {
+    return w;
+  } else if constexpr (M == Metric::Cityblock) {
+    return w;
+  } else {
+    return c > 0.0 ? w / std::pow(c, pm1) : 0.0;
+  }
+}
+
+// d/dt |t|^p / p: sign(t) |t|^(p - 1) (cityblock: sign(t)).
+template <Metric M>
+PYOT_ALWAYS_INLINE double coordinate_slope(double t, double pm1) {
+  const double s = t > 0.0 ? 1.0 : (t < 0.0 ? -1.0 : 0.0);
+  if constexpr (M == Metric::Cityblock) {
+    return s;
+  } else {
+    return s * std::pow(std::fabs(t), pm1);
+  }
+}
+
+}  // namespace detail
+
+// Rows [i0, i1) of the gradient; acc holds (i1 - i0) * d doubles, alpha (i1 - i0).
+template <Metric M, class T>
+PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
+                                      index_t i1, T pexp, const double* hb, const double* ha,
+                                      double inv_eps, double* acc, double* alpha) {
+  const index_t d = p.d;
+  const double pm1 = double(pexp) - 1.0;
+  T tile[kColBlock];
+  double coef[kColBlock];
+  std::fill(acc, acc + (i1 - i0) * d, 0.0);
+  std::fill(alpha, alpha + (i1 - i0), 0.0);
+  for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
+    const index_t j1 = std::min(q.n, j0 + kColBlock), len = j1 - j0;
+    for (index_t i = i0; i < i1; ++i) {
+      if (ha[i] == kNegInf) continue;  // zero weight: no mass, no gradient
+      cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
+      double* row = acc + (i - i0) * d;
+      double a_sum = 0.0;
+#pragma omp simd reduction(+ : a_sum)
+      for (index_t t = 0; t < len; ++t) {
+        const double c = double(tile[t]);
+        const double w = exp_vec(hb[j0 + t] + ha[i] - c * inv_eps);
+        coef[t] = detail::pair_coef<M>(w, c, pm1);
+        a_sum += M == Metric::Cosine ? w * (1.0 - c) : coef[t];
+      }
+      alpha[i - i0] += a_sum;
+      for (index_t k = 0; k < d; ++k) {
+        const T* qk = q.coord(k) + j0;
+        double s = 0.0;
+        if constexpr (detail::kLinearGradient<M>) {
+#pragma omp simd reduction(+ : s)
+          for (index_t t = 0; t < len; ++t) s += coef[t] * double(qk[t]);
+          row[k] -= s;
+        } else {
+          const double xk = double(p.point(i)[k]);
+          for (index_t t = 0; t < len; ++t)
+            s += coef[t] * detail::coordinate_slope<M>(xk - double(qk[t]), pm1);
+          row[k] += s;
+        }
+      }
+    }
+  }
+}
+
+// out (n x d, row-major) = sum_j P_ij grad_x c(x_i, y_j), see above.
+template <class T>
+void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, const double* a,
+                    const double* b, const double* f, const double* g, double eps, double* out,
+                    int threads) {
+  const index_t n = x.rows, m = y.rows, d = x.cols;
+  require(y.cols == d, "x and y must have the same number of columns");
+  const double inv_eps = 1.0 / eps;
+  std::vector<double> ha(n), hb(m);
+  for (index_t i = 0; i < n; ++i) ha[i] = a[i] > 0.0 ? std::log(a[i]) + f[i] * inv_eps : kNegInf;
+  for (index_t j = 0; j < m; ++j) hb[j] = b[j] > 0.0 ? std::log(b[j]) + g[j] * inv_eps : kNegInf;
+  const int t = threads_for_work(threads, n * m);
+  dispatch_metric(metric, [&](auto tag) {
+    constexpr Metric M = decltype(tag)::value;
+    const PointsT<T> px(x, M == Metric::Cosine), py(y, M == Metric::Cosine);
+    for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
+      std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
+      gradient_block<M>(px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
+                        alpha.data());
+      for (index_t i = i0; i < i1; ++i) {
+        const double* row = acc.data() + (i - i0) * d;
+        double* dst = out + i * d;
+        if constexpr (M == Metric::Cosine) {
+          double norm = 0.0;
+          for (index_t k = 0; k < d; ++k) norm += double(x(i, k)) * double(x(i, k));
+          norm = std::sqrt(norm);
+          const double scale = norm > 0.0 ? 1.0 / norm : 0.0;  // a zero row: no direction
+          for (index_t k = 0; k < d; ++k)
+            dst[k] = scale * (alpha[i - i0] * double(px.point(i)[k]) + row[k]);
+        } else if constexpr (detail::kLinearGradient<M>) {
+          for (index_t k = 0; k < d; ++k) dst[k] = alpha[i - i0] * double(x(i, k)) + row[k];
+        } else {
+          std::copy(row, row + d, dst);
+        }
+      }
+    });
+    return 0;
+  });
+}
+
 }  // namespace pyot::sinkhorn
