@@ -299,17 +299,21 @@ def unbalanced_sinkhorn(
     True
     """
     fn = "pyot.unbalanced_sinkhorn"
+    return _solve(
+        fn, cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
+        reg_marginals=_reg_marginals(reg_marginals, fn),
+    )
+
+
+def _reg_marginals(reg_marginals: object, fn: str) -> tuple[float, float]:
+    """``(tau_a, tau_b)`` from a number or a pair (``inf``: a hard constraint)."""
     if isinstance(reg_marginals, (tuple, list)):
         if len(reg_marginals) != 2:
             raise ValueError(f"{fn}: reg_marginals must be a number or a pair (tau_a, tau_b)")
-        taus = tuple(V.positive(t, "reg_marginals", fn, allow_inf=True) for t in reg_marginals)
-    else:
-        tau = V.positive(reg_marginals, "reg_marginals", fn, allow_inf=True)
-        taus = (tau, tau)
-    return _solve(
-        fn, cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
-        reg_marginals=taus,
-    )
+        tau_a, tau_b = (V.positive(t, "reg_marginals", fn, allow_inf=True) for t in reg_marginals)
+        return tau_a, tau_b
+    tau = V.positive(reg_marginals, "reg_marginals", fn, allow_inf=True)
+    return tau, tau
 
 
 def _self_transport(
