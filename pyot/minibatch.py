@@ -173,7 +173,12 @@ def _payload(problem: _Problem, executor: Executor | None) -> Any:
     """What the tasks receive as the problem: on Dask, a future of the problem scattered to
     every worker once (the tasks then carry only seeds and pairs); elsewhere the problem."""
     client = None if executor is None else _dask_client(executor)
-    return problem if client is None else client.scatter(problem, broadcast=True)
+    if client is None:
+        return problem
+    # hash=False: a fresh key per call. With content-hashed keys a second call on the same
+    # points reuses the key while the first call's future is being released, and the workers
+    # drop the data under the second call's tasks.
+    return client.scatter(problem, broadcast=True, hash=False)
 
 
 def _execute(

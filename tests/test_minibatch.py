@@ -265,6 +265,9 @@ class TestExecutors:
             executor = client.get_executor()
             for kw, expected in zip(runs, serial, strict=True):
                 assert_identical(expected, pyot.minibatch_ot(x, y, executor=executor, **kw))
+            # The same points again, at once: each call's scattered data is its own.
+            for _ in range(3):
+                assert_identical(serial[0], pyot.minibatch_ot(x, y, executor=executor, **runs[0]))
 
     def test_progress_needs_tqdm(self, rng, monkeypatch):
         monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now fails
