@@ -10,9 +10,10 @@ pairing of ``ot_pairs``; and bit-identical results across threads and executors
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import types
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -241,6 +242,15 @@ class TestExecutors:
         with ThreadPoolExecutor(3) as pool:
             threaded = pyot.minibatch_ot(x, y, executor=pool, **kw)
         assert_identical(serial, threaded)
+
+    def test_process_pool_is_bit_identical(self, rng):
+        # Any Executor: the problem and the seeds are pickled to fresh interpreters.
+        x, y = clouds(rng)
+        kw = dict(batch_size=10, n_batches=6, estimator="bomb-ot", seed=7, return_plan=True)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            assert_identical(pyot.minibatch_ot(x, y, **kw),
+                             pyot.minibatch_ot(x, y, executor=pool, **kw))
 
     def test_thread_pool_weighted_entropic(self, rng, ref):
         x, y = clouds(rng)
