@@ -42,6 +42,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "sliced Wasserstein: time vs POT and OTT-JAX, sort phase vs std::sort, estimation error "
         "against L for random / orthogonal / QMC directions",
     ),
+    "minibatch": (
+        "bench.minibatch",
+        "m-OT on threads vs a Python loop over POT ot.emd; Dask LocalCluster vs threads; "
+        "ot_pairs (OT-CFM pairing) vs POT ot.dist + ot.emd",
+    ),
 }
 
 

@@ -9,9 +9,17 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._config import config, cuda_available, show_config
-from ._result import ConvergenceWarning, OTResult, SinkhornResult, SlicedResult, SparseResult
+from ._result import (
+    ConvergenceWarning,
+    MinibatchResult,
+    OTResult,
+    SinkhornResult,
+    SlicedResult,
+    SparseResult,
+)
 from .costs import PointCloud, cost_matrix
 from .exact import emd, wasserstein_1d
+from .minibatch import minibatch_ot
 from .partial import partial_ot, partial_wasserstein_1d
 from .sinkhorn import sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
 from .sliced import max_sliced_wasserstein, sliced_wasserstein
@@ -24,6 +32,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConvergenceWarning",
+    "MinibatchResult",
     "OTResult",
     "PointCloud",
     "SinkhornResult",
@@ -35,6 +44,7 @@ __all__ = [
     "cuda_available",
     "emd",
     "max_sliced_wasserstein",
+    "minibatch_ot",
     "partial_ot",
     "partial_wasserstein_1d",
     "quadratic_ot",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'partial_entropic_dense', 'partial_entropic_online', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
 def build_info() -> dict:
     ...
 @typing.overload
@@ -70,6 +70,16 @@ def max_sliced_step(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDAr
     """
 def max_threads() -> int:
     ...
+@typing.overload
+def minibatch_solve(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], ix: numpy.typing.NDArray[numpy.int64], iy: numpy.typing.NDArray[numpy.int64], pairs: numpy.typing.NDArray[numpy.int64], *, solver: typing.SupportsInt | typing.SupportsIndex, metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, weight_x: typing.SupportsFloat | typing.SupportsIndex, weight_y: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, scaling_ratio: typing.SupportsFloat | typing.SupportsIndex, plans: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    OT between batches of x (rows ix[k]) and y (rows iy[k]) for each pair (x batch, y batch) of pairs, one problem per thread. Returns (status, n_iter, value, problem, row, col, mass): per-problem fields, then the plans' support in x / y indices.
+    """
+@typing.overload
+def minibatch_solve(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], ix: numpy.typing.NDArray[numpy.int64], iy: numpy.typing.NDArray[numpy.int64], pairs: numpy.typing.NDArray[numpy.int64], *, solver: typing.SupportsInt | typing.SupportsIndex, metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, weight_x: typing.SupportsFloat | typing.SupportsIndex, weight_y: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, scaling_ratio: typing.SupportsFloat | typing.SupportsIndex, plans: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    OT between batches of x (rows ix[k]) and y (rows iy[k]) for each pair (x batch, y batch) of pairs, one problem per thread. Returns (status, n_iter, value, problem, row, col, mass): per-problem fields, then the plans' support in x / y indices.
+    """
 @typing.overload
 def partial_entropic_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, lam: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, float, float, float]:
     """

@@ -34,6 +34,7 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
     emd_batch = np.stack([pyot.cost_matrix(*_two_moons(256, rng)) for _ in range(64)])
     line_u, line_v = rng.normal(size=1_000_000), rng.normal(0.5, 1.5, size=1_000_000)
     sx, sy = rng.standard_normal((100_000, 3)), rng.random((100_000, 3))
+    mx, my = rng.standard_normal((20_000, 16)), rng.standard_normal((20_000, 16)) + 0.5
     return [
         ("sinkhorn, float64, eps=0.01", "2000 x 2000",
          lambda: pyot.sinkhorn(cost, eps=0.01)),
@@ -66,6 +67,8 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
          lambda: pyot.sliced_wasserstein(sx, sy, n_projections=512, directions="qmc", seed=0)),
         ("max_sliced_wasserstein", "2000 vs 2000",
          lambda: pyot.max_sliced_wasserstein(x, y, seed=0)),
+        ("minibatch_ot m-OT, 200 batches of 256", "20000 vs 20000, d=16",
+         lambda: pyot.minibatch_ot(mx, my, batch_size=256, n_batches=200, seed=0)),
     ]
 
 
@@ -77,7 +80,7 @@ def _row(name: str, size: str, solve: Callable[[], object]) -> tuple:
         elapsed = time.perf_counter() - start
     if isinstance(res, float):
         return name, size, elapsed, res, float("nan"), "-"
-    if isinstance(res, pyot.SlicedResult):  # a distance: no plan, no marginals
+    if isinstance(res, (pyot.SlicedResult, pyot.MinibatchResult)):  # no marginals to report
         return name, size, elapsed, res.value, float("nan"), "-"
     value = float(np.mean(res.value))
     err = float(np.max(res.marginal_error))

@@ -153,3 +153,39 @@ class SlicedResult:
     def __repr__(self) -> str:
         parts = (f"{name}={_short(getattr(self, name))}" for name in self.__dataclass_fields__)
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, repr=False)
+class MinibatchResult:
+    """Result of :func:`pyot.minibatch_ot`.
+
+    Attributes
+    ----------
+    value : float
+        The estimator: m-OT, the mean of ``batch_values``; BoMb-OT, ``<outer_plan,
+        batch_values>``.
+    plan : scipy.sparse.csr_array of shape (n, m), or None
+        The estimate of the full plan (the batch plans lifted to the full index sets and
+        combined with the estimator's weights); ``None`` unless ``return_plan=True``.
+    n_batches : int
+        Number of mini-batches k (per side).
+    batch_size : int
+        Points per mini-batch.
+    batch_values : ndarray
+        The inner values: shape (k,) for m-OT (batch l of x against batch l of y), (k, k) for
+        BoMb-OT (every batch of x against every batch of y).
+    outer_plan : scipy.sparse.csr_array of shape (k, k), or None
+        BoMb-OT only: the optimal coupling of the batches (uniform weights ``1 / k``) for the
+        cost ``batch_values``.
+    """
+
+    value: Any = None
+    plan: Any = None
+    n_batches: Any = None
+    batch_size: Any = None
+    batch_values: Any = None
+    outer_plan: Any = None
+
+    def __repr__(self) -> str:
+        parts = (f"{name}={_short(getattr(self, name))}" for name in self.__dataclass_fields__)
+        return f"{type(self).__name__}({', '.join(parts)})"

@@ -334,12 +334,12 @@ def unbalanced_sinkhorn(
     fn = "pyot.unbalanced_sinkhorn"
     return _solve(
         fn, cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
-        reg_marginals=_taus(reg_marginals, fn),
+        reg_marginals=_reg_marginals(reg_marginals, fn),
     )
 
 
-def _taus(reg_marginals: object, fn: str) -> tuple[float, float]:
-    """``reg_marginals`` (a number or a pair) as ``(tau_a, tau_b)``."""
+def _reg_marginals(reg_marginals: object, fn: str) -> tuple[float, float]:
+    """``(tau_a, tau_b)`` from a number or a pair (``inf``: a hard constraint)."""
     if isinstance(reg_marginals, (tuple, list)):
         if len(reg_marginals) != 2:
             raise ValueError(f"{fn}: reg_marginals must be a number or a pair (tau_a, tau_b)")

@@ -10,6 +10,7 @@ void bind_exact(py::module_& m);
 void bind_partial(py::module_& m);
 void bind_sparse(py::module_& m);
 void bind_sliced(py::module_& m);
+void bind_minibatch(py::module_& m);
 void bind_cuda(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -21,5 +22,6 @@ PYBIND11_MODULE(_core, m) {
   bind_partial(m);
   bind_sparse(m);
   bind_sliced(m);
+  bind_minibatch(m);
   bind_cuda(m);
 }

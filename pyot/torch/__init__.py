@@ -2,8 +2,8 @@
 
 The same compiled solvers as :mod:`pyot`, reached without copies from CPU tensors, with
 gradients by the envelope theorem (objectives) and implicit differentiation (Sinkhorn values
-and plans); see ALGORITHMS.md section 10. ``import pyot`` never imports torch; this module
-does.
+and plans); see ALGORITHMS.md section 10. Also :func:`ot_pairs`, the mini-batch pairing of OT
+conditional flow matching. ``import pyot`` never imports torch; this module does.
 
 Examples
 --------
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ._common import PointCloud
 from ._exact import emd, partial_ot, sparse_ot
+from ._pairs import ot_pairs
 from ._sinkhorn import SinkhornLoss, sinkhorn, sinkhorn_divergence, unbalanced_sinkhorn
 from ._sliced import SlicedWassersteinLoss, sliced_wasserstein
 
@@ -28,6 +29,7 @@ __all__ = [
     "SinkhornLoss",
     "SlicedWassersteinLoss",
     "emd",
+    "ot_pairs",
     "partial_ot",
     "sinkhorn",
     "sinkhorn_divergence",

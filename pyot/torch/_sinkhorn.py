@@ -24,7 +24,7 @@ from .. import _validate as V
 from .._result import Lazy, SinkhornResult
 from ..costs import METRICS, _metric
 from ..costs import PointCloud as _NumpyCloud
-from ..sinkhorn import Solved, _divergence, _run, _taus
+from ..sinkhorn import Solved, _divergence, _reg_marginals, _run
 from . import _common as T
 from ._autograd import attach
 
@@ -387,7 +387,7 @@ def unbalanced_sinkhorn(
     torch.Size([2, 2])
     """
     fn = "pyot.torch.unbalanced_sinkhorn"
-    return _entropic(fn, cost, a, b, _taus(reg_marginals, fn), eps=eps, tol=tol,
+    return _entropic(fn, cost, a, b, _reg_marginals(reg_marginals, fn), eps=eps, tol=tol,
                      max_iter=max_iter, threads=threads)
 
 
