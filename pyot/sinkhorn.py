@@ -87,26 +87,9 @@ def _gibbs_plan(
     return plan.astype(cost.dtype, copy=False)
 
 
-def _solve(
-    fn: str,
-    cost: object,
-    a: object,
-    b: object,
-    *,
-    eps: object,
-    tol: object,
-    max_iter: object,
-    threads: object,
-    eps_scaling: object = False,
-    init: object = None,
-    method: object = "auto",
-    reg_marginals: tuple[float, float] = (math.inf, math.inf),
-) -> SinkhornResult:
-    """Shared front end of sinkhorn and unbalanced_sinkhorn."""
-    return _run(
-        fn, cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
-        eps_scaling=eps_scaling, init=init, method=method, reg_marginals=reg_marginals,
-    ).result
+def _solve(fn: str, cost: object, a: object, b: object, **options: object) -> SinkhornResult:
+    """Shared front end of sinkhorn and unbalanced_sinkhorn (the options of :func:`_run`)."""
+    return _run(fn, cost, a, b, **options).result
 
 
 @dataclass

@@ -168,13 +168,7 @@ carray<double> sinkhorn_point_gradient(const carray<T>& x, const carray<T>& y, i
                                        const carray<double>& a, const carray<double>& b,
                                        const carray<double>& f, const carray<double>& g, double eps,
                                        int threads) {
-  const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
-  require(xv.cols == yv.cols, "x and y must have the same number of columns");
-  require_shape(a, {xv.rows}, "a");
-  require_shape(b, {yv.rows}, "b");
-  require_shape(f, {xv.rows}, "f");
-  require_shape(g, {yv.rows}, "g");
-  require(metric >= 0 && metric <= 4, "unknown metric");
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
   require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
   carray<double> out({xv.rows, xv.cols});
   double* dst = out.mutable_data();
