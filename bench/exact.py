@@ -21,6 +21,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import wasserstein_distance
 
 from bench import _common as cm
 
@@ -68,18 +70,12 @@ def _emd_case(ctx: dict[str, Any], n: int, d: int) -> dict[str, Any]:
         tp, plan = cm.measure(lambda: ot.emd(w, w, cost, numItermax=100_000_000), repeats, budget)
         out["pot"] = {**tp.as_dict(), "value": float((plan * cost).sum())}
         cm.settle()
-        ts, (rows, cols) = cm.measure(lambda: _lsa(cost), repeats, budget)
+        ts, (rows, cols) = cm.measure(lambda: linear_sum_assignment(cost), repeats, budget)
         out["scipy_lsa"] = {**ts.as_dict(), "value": float(cost[rows, cols].sum() / n)}
     return out
 
 
-def _lsa(cost: np.ndarray):
-    from scipy.optimize import linear_sum_assignment
-
-    return linear_sum_assignment(cost)
-
-
-def _emd_row(case: dict[str, Any], threads: int) -> list[str]:
+def _emd_row(case: dict[str, Any]) -> list[str]:
     p1, pt = case["pyot_1"], case["pyot_all"]
     pot, lsa = case.get("pot"), case.get("scipy_lsa")
     ref = pot["value"] if pot else None
@@ -144,8 +140,6 @@ def _line_case(ctx: dict[str, Any], weighted: bool) -> dict[str, Any]:
         t, val = cm.measure(lambda: ot.wasserstein_1d(u, v, pu, pv, p=1), args.repeats,
                             args.budget)
         out["pot"] = {**t.as_dict(), "value": float(val)}
-    from scipy.stats import wasserstein_distance
-
     cm.settle()
     t, val = cm.measure(lambda: wasserstein_distance(u, v, wu, wv), args.repeats, args.budget)
     out["scipy"] = {**t.as_dict(), "value": float(val)}
@@ -184,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 emd_cases.append(_emd_case(ctx, n, d))
                 print(f"  emd n={n} d={d} done", flush=True)
         cm.print_table("emd: median time to the exact optimum (POT single-threaded)",
-                       EMD_HEADERS, [_emd_row(c, args.threads) for c in emd_cases],
+                       EMD_HEADERS, [_emd_row(c) for c in emd_cases],
                        right=[True] * len(EMD_HEADERS))
         batch = None if args.quick else _batch_case(ctx)
         if batch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
 def build_info() -> dict:
     ...
 @typing.overload
@@ -99,6 +99,16 @@ def partial_entropic_online(x: numpy.typing.NDArray[numpy.float32], y: numpy.typ
 def partial_entropic_online(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, lam: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, mass: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, float, float, float]:
     """
     Entropic partial OT between point clouds, cost evaluated on the fly.
+    """
+@typing.overload
+def partial_exact(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, mass: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Exact partial OT (network simplex on the augmented problem). Returns (status, n_iter, value, f, g, rows, cols, mass).
+    """
+@typing.overload
+def partial_exact(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, mass: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[int, int, float, numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Exact partial OT (network simplex on the augmented problem). Returns (status, n_iter, value, f, g, rows, cols, mass).
     """
 @typing.overload
 def sinkhorn_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], cost_range: numpy.typing.NDArray[numpy.float64], eps_start: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, method: typing.SupportsInt | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:

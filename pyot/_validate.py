@@ -121,6 +121,18 @@ def positive(value: object, name: str, fn: str, *, allow_inf: bool = False) -> f
     return x
 
 
+def line_exponent(value: object, fn: str) -> float:
+    """The exponent p of the cost |x - y|^p on the line: finite and >= 1 (below 1 the cost is
+    not convex and the sorted coupling is not optimal)."""
+    p = real_number(value, "p", fn)
+    if not (p >= 1 and math.isfinite(p)):
+        raise ValueError(
+            f"{fn}: p must be a finite number >= 1 (|t|^p is not convex below 1, so the sorted "
+            f"matching is not optimal), got {value!r}"
+        )
+    return p
+
+
 def non_negative(value: object, name: str, fn: str) -> float:
     x = real_number(value, name, fn)
     if not (x >= 0 and math.isfinite(x)):

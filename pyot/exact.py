@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from . import _core
 from . import _validate as V
-from ._problem import Problem, validated_problem
+from ._problem import validated_problem
 from ._result import OTResult, warn_not_converged
 
 __all__ = ["emd", "wasserstein_1d"]
@@ -125,15 +125,8 @@ def emd(
     max_iter = V.integer(max_iter, "max_iter", fn, minimum=0)
     n_threads = V.threads(threads, fn)
     problem = validated_problem(cost, a, b, fn, balanced=True)
-    result = solve_problem(problem, max_iter, n_threads)
-    warn_not_converged(fn, result, "Raise max_iter.")
-    return result
-
-
-def solve_problem(problem: Problem, max_iter: int, threads: int) -> OTResult:
-    """The network simplex on a validated balanced problem (no warning: callers decide)."""
     status, n_iter, value, f, g, k, rows, cols, mass = _core.emd(
-        problem.cost, problem.a, problem.b, max_iter=max_iter, threads=threads
+        problem.cost, problem.a, problem.b, max_iter=max_iter, threads=n_threads
     )
     dtype = problem.dtype
     batch, n, m = problem.cost.shape
@@ -148,7 +141,9 @@ def solve_problem(problem: Problem, max_iter: int, threads: int) -> OTResult:
         fields = dict(value=float(value[0]), f=f[0].astype(dtype), g=g[0].astype(dtype),
                       n_iter=int(n_iter[0]), marginal_error=float(err[0]),
                       converged=bool(converged[0]))
-    return OTResult(plan=plan, **fields)
+    result = OTResult(plan=plan, **fields)
+    warn_not_converged(fn, result, "Raise max_iter.")
+    return result
 
 
 def _line_weights(w: object, size: int, name: str, fn: str) -> np.ndarray | None:
@@ -212,12 +207,7 @@ def wasserstein_1d(
             f"{fn}: u and v must both be 1-D, or 2-D with the same number of columns, got "
             f"shapes {x.shape} and {y.shape}"
         )
-    p = V.real_number(p, "p", fn)
-    if not (np.isfinite(p) and p >= 1.0):
-        raise ValueError(
-            f"{fn}: p must be a finite number >= 1 (for p < 1 the sorted coupling is not "
-            f"optimal), got {p!r}"
-        )
+    p = V.line_exponent(p, fn)
     columns = x.ndim == 2
     k = x.shape[1] if columns else 1
     wu = _line_weights(u_weights, x.shape[0], "u_weights", fn)

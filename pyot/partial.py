@@ -17,7 +17,6 @@ from . import _validate as V
 from ._problem import Problem, validated_problem
 from ._result import Lazy, OTResult, SinkhornResult, warn_not_converged
 from .costs import METRICS
-from .exact import solve_problem
 from .sinkhorn import _DEFAULT_EPS_SCALING, _DENSE_LIMIT, _EPS_SCALING_RATIO, _gibbs_plan
 
 __all__ = ["partial_ot", "partial_wasserstein_1d"]
@@ -40,44 +39,19 @@ def _mass(mass: object, a: np.ndarray, b: np.ndarray, fn: str) -> float:
     return min(s, bound)
 
 
-def _augmented(cost: np.ndarray, a: np.ndarray, b: np.ndarray, mass: float):
-    """The balanced problem whose optimum restricted to ``[:n, :m]`` is the partial optimum.
-
-    A dummy row absorbs ``sum b - mass`` and a dummy column ``sum a - mass`` at zero cost; the
-    dummy-to-dummy cell costs more than any saving it could make, so it carries no flow.
-    """
-    n, m = cost.shape
-    big = float(np.abs(cost).max()) + 1.0
-    aug = np.zeros((n + 1, m + 1), dtype=cost.dtype)
-    aug[:n, :m] = cost
-    aug[n, m] = big
-    a_aug = np.append(a, max(b.sum() - mass, 0.0))
-    b_aug = np.append(b, max(a.sum() - mass, 0.0))
-    # Make the two masses agree to the last bit (emd checks them to 1e-6 only).
-    b_aug[m] = a_aug.sum() - b_aug[:m].sum()
-    return aug, a_aug, b_aug
-
-
 def _exact(problem: Problem, mass: float, max_iter: int, threads: int, fn: str) -> OTResult:
     cost, a, b = problem.cost[0], problem.a[0], problem.b[0]
     n, m = cost.shape
-    aug, a_aug, b_aug = _augmented(cost, a, b, mass)
-    augmented = Problem(aug[None], a_aug[None], b_aug[None], False, problem.dtype)
-    res = solve_problem(augmented, max_iter, threads)
-    full = res.plan.tocoo()
-    keep = (full.row < n) & (full.col < m)
-    plan = sp.csr_array((full.data[keep], (full.row[keep], full.col[keep])), shape=(n, m))
-    F, G = res.f.astype(np.float64), res.g.astype(np.float64)
-    # Capacity prices (ALGORITHMS 6): f, g <= 0, and lam = -(F_n + G_m) prices the mass.
-    # (Clipped: round-off can leave +1e-300 where the exact price is 0.)
-    f, g = np.minimum(F[:n] + G[m], 0.0), np.minimum(G[:m] + F[n], 0.0)
-    value = float((plan.data.astype(np.float64) * cost[plan.nonzero()]).sum())
-    row_mass = np.asarray(plan.sum(axis=1), dtype=np.float64).ravel()
-    col_mass = np.asarray(plan.sum(axis=0), dtype=np.float64).ravel()
-    err = _kkt_residual(row_mass, col_mass, a, b, f, g, mass)
+    status, n_iter, value, f, g, rows, cols, flow = _core.partial_exact(
+        cost, a, b, mass=mass, max_iter=max_iter, threads=threads
+    )
     dtype = problem.dtype
-    result = OTResult(value=value, plan=plan.astype(dtype), f=f.astype(dtype), g=g.astype(dtype),
-                      n_iter=res.n_iter, marginal_error=err, converged=res.converged)
+    plan = sp.csr_array((flow.astype(dtype), (rows, cols)), shape=(n, m))
+    row_mass = np.bincount(rows, weights=flow, minlength=n)
+    col_mass = np.bincount(cols, weights=flow, minlength=m)
+    err = _kkt_residual(row_mass, col_mass, a, b, f, g, mass)
+    result = OTResult(value=value, plan=plan, f=f.astype(dtype), g=g.astype(dtype),
+                      n_iter=n_iter, marginal_error=err, converged=status == _STATUS_CONVERGED)
     warn_not_converged(fn, result, "Raise max_iter.")
     return result
 
@@ -269,9 +243,7 @@ def partial_wasserstein_1d(
     y = V.as_array(v, "v", fn, ndim=1)
     wu = V.weights(u_weights, x.shape[0], "u_weights", fn)
     wv = V.weights(v_weights, y.shape[0], "v_weights", fn)
-    p = V.positive(p, "p", fn)
-    if p < 1:
-        raise ValueError(f"{fn}: p must be >= 1 (the cost |x - y|^p is not convex), got {p!r}")
+    p = V.line_exponent(p, fn)
     dtype = V.float_dtype(x, y)
     diff = np.abs(x.astype(np.float64)[:, None] - y.astype(np.float64)[None, :])
     cost = (diff if p == 1 else diff**p).astype(dtype)

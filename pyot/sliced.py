@@ -70,19 +70,9 @@ class _Problem:
         )
 
 
-def _exponent(p: object, fn: str) -> float:
-    value = V.real_number(p, "p", fn)
-    if not (value >= 1 and math.isfinite(value)):
-        raise ValueError(
-            f"{fn}: p must be a finite number >= 1 (|t|^p is not convex below 1, so the sorted "
-            f"matching is not optimal), got {p!r}"
-        )
-    return value
-
-
 def _problem(fn: str, x: object, y: object, a: object, b: object, p: object, threads: object):
     xs, ys = _points(x, y, fn)
-    exponent = _exponent(p, fn)
+    exponent = V.line_exponent(p, fn)
     n_threads = V.threads(threads, fn)
     if a is None and b is None:
         return _Problem(xs, ys, None, None, 1.0, xs.dtype, exponent, n_threads)

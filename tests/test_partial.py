@@ -229,7 +229,7 @@ class TestPartial1D:
         assert full.value == pytest.approx(pyot.emd((u[:, None] - v[None]) ** 2).value)
 
     def test_p_below_one_rejected(self):
-        with pytest.raises(ValueError, match=r"p must be >= 1"):
+        with pytest.raises(ValueError, match=r"p must be a finite number >= 1"):
             pyot.partial_wasserstein_1d([0.0, 1.0], [0.5], mass=0.5, p=0.5)
 
 

@@ -143,7 +143,7 @@ class SlicedWassersteinLoss(torch.nn.Module):
         super().__init__()
         fn = "pyot.torch.SlicedWassersteinLoss"
         self.n_projections = V.integer(n_projections, "n_projections", fn, minimum=1)
-        self.p = _sl._exponent(p, fn)
+        self.p = V.line_exponent(p, fn)
         self.rng = V.generator(seed, fn)
         self.directions = V.choice(directions, "directions", fn, _sl._DIRECTION_KINDS)
         self.reduction = V.choice(reduction, "reduction", fn, ("mean", "sum", "none"))

@@ -113,9 +113,8 @@ struct Entry {
   bool operator<(const Entry& o) const { return rc < o.rc || (rc == o.rc && arc < o.arc); }
 };
 
-// Least reduced cost (C_ij + Pg_j) - f_i over the columns [j0, j1) of one row, and its column.
-// Every reduced cost of a transport arc is evaluated by this one expression, so the second
-// pass finds the minimum bit for bit.
+// The reduced cost C_ij - f_i - g_j of a transport arc (Pg_j = -g_j). Every pass evaluates it
+// by this one expression, so a chunk's minimum is found again bit for bit by the scalar pass.
 template <class T>
 PYOT_ALWAYS_INLINE double transport_rc(T c, double pg, double fi) {
   return (double(c) + pg) - fi;
@@ -160,11 +159,16 @@ class BestArcs {
     for (const Entry& e : o.heap_) offer(e);
   }
   bool empty() const { return heap_.empty(); }
-  void clear() { heap_.clear(); }
   std::vector<Entry>& entries() { return heap_; }
 
  private:
   std::vector<Entry> heap_;
+};
+
+// Buffers of one scan: the chunk minima of a row segment and the chunks worth a scalar pass.
+struct ScanScratch {
+  std::vector<double> mins;
+  std::vector<std::pair<double, index_t>> chunks;
 };
 
 // Offers the improving arcs of row i's columns [j0, j1). Vector passes take the minimum of
@@ -222,7 +226,7 @@ class NetworkSimplex {
     Result out;
     index_t iter = 0;
     bool optimal = false;
-    while (!optimal && iter < max_iter_) {
+    while (iter < max_iter_) {
       Candidate in = find_entering();
       if (in.arc < 0) {
         // Pricing found nothing: re-derive the potentials exactly from the tree and verify
@@ -309,14 +313,12 @@ class NetworkSimplex {
 
   // --- pricing ------------------------------------------------------------------------------
   // Offers the improving arcs among [e0, e0 + count) (cyclic) to `best`.
-  void scan(index_t e0, index_t count, BestArcs& best) const {
+  void scan(index_t e0, index_t count, BestArcs& best, ScanScratch& scratch) const {
     const double* pg = P_.data() + n_;
-    std::vector<double> mins;
-    std::vector<std::pair<double, index_t>> chunks;
     while (count > 0) {
       const index_t i = e0 / m_, j0 = e0 % m_;
       const index_t j1 = std::min(m_, j0 + count);
-      row_collect(C_.row(i), pg, P_[i], i, m_, j0, j1, best, mins, chunks);
+      row_collect(C_.row(i), pg, P_[i], i, m_, j0, j1, best, scratch.mins, scratch.chunks);
       count -= j1 - j0;
       e0 = (i + 1 == n_ && j1 == m_) ? 0 : i * m_ + j1;
     }
@@ -325,12 +327,13 @@ class NetworkSimplex {
   // The same as scan(), split over `threads` (the best set does not depend on the split).
   void scan_parallel(index_t e0, index_t count, int threads, BestArcs& best) const {
     const int t = int(std::min<index_t>(threads, count / kMinParallelScan));
-    if (t <= 1) return scan(e0, count, best);
+    if (t <= 1) return scan(e0, count, best, scratch_);
     std::vector<BestArcs> part(t);
     const index_t piece = (count + t - 1) / t;
     parallel_for(t, t, [&](index_t k) {
       const index_t start = k * piece, len = std::min(count - start, piece);
-      if (len > 0) scan((e0 + start) % arcs_, len, part[k]);
+      ScanScratch local;
+      if (len > 0) scan((e0 + start) % arcs_, len, part[k], local);
     });
     for (const BestArcs& p : part) best.merge(p);
   }
@@ -342,7 +345,7 @@ class NetworkSimplex {
       const bool serial = blocks < kSerialBlocks;
       const index_t len = std::min(arcs_ - scanned, serial ? block_ : super_block_);
       if (serial) {
-        scan(next_arc_, len, best);
+        scan(next_arc_, len, best, scratch_);
       } else {
         const int threads = policy_.threads_for_next();
         const auto start = std::chrono::steady_clock::now();
@@ -542,6 +545,7 @@ class NetworkSimplex {
   std::vector<index_t> pred_;
   std::vector<uint8_t> up_;
   std::vector<Entry> list_;
+  mutable ScanScratch scratch_;  // buffers of the serial scans (reused: pricing is hot)
   ScanPolicy policy_{1};
   std::vector<double> flow_, P_;
 };
@@ -619,19 +623,17 @@ template <class T>
 Result emd(MatrixView<T> C, const double* a, const double* b, const Options& opt) {
   auto p = detail::active_problem(C, a, b);
   Result r = detail::NetworkSimplex<T>(p.cost, p.a.data(), p.b.data(), opt).solve();
-  if (p.storage.empty()) {
-    detail::balance_potentials(a, b, r);
-    return r;
+  if (!p.storage.empty()) {
+    // Map the compacted problem back to the caller's indices.
+    std::vector<double> f(C.rows, 0.0), g(C.cols, 0.0);
+    for (size_t k = 0; k < p.rows.size(); ++k) f[p.rows[k]] = r.f[k];
+    for (size_t k = 0; k < p.cols.size(); ++k) g[p.cols[k]] = r.g[k];
+    r.f = std::move(f);
+    r.g = std::move(g);
+    for (index_t& i : r.rows) i = p.rows[i];
+    for (index_t& j : r.cols) j = p.cols[j];
+    detail::complete_potentials(C, a, b, r);
   }
-  // Map the compacted problem back to the caller's indices.
-  std::vector<double> f(C.rows, 0.0), g(C.cols, 0.0);
-  for (size_t k = 0; k < p.rows.size(); ++k) f[p.rows[k]] = r.f[k];
-  for (size_t k = 0; k < p.cols.size(); ++k) g[p.cols[k]] = r.g[k];
-  r.f = std::move(f);
-  r.g = std::move(g);
-  for (index_t& i : r.rows) i = p.rows[i];
-  for (index_t& j : r.cols) j = p.cols[j];
-  detail::complete_potentials(C, a, b, r);
   detail::balance_potentials(a, b, r);
   return r;
 }
@@ -658,9 +660,11 @@ void wasserstein_1d(const T* u, index_t n, const T* v, index_t m, index_t k, con
                     const double* wv, double p, int threads, double* out) {
   require(n > 0 && m > 0 && k > 0, "wasserstein_1d: empty samples");
   const bool weighted = wu != nullptr || wv != nullptr;
-  std::vector<double> uniform_u, uniform_v;
-  if (weighted && !wu) wu = (uniform_u.assign(n, 1.0 / double(n)), uniform_u.data());
-  if (weighted && !wv) wv = (uniform_v.assign(m, 1.0 / double(m)), uniform_v.data());
+  // One weighted side makes both weighted: the other gets explicit uniform weights.
+  std::vector<double> uniform_u(weighted && !wu ? n : 0, 1.0 / double(n));
+  std::vector<double> uniform_v(weighted && !wv ? m : 0, 1.0 / double(m));
+  if (!uniform_u.empty()) wu = uniform_u.data();
+  if (!uniform_v.empty()) wv = uniform_v.data();
   threads = resolve_threads(threads);
   // Sorted columns (and their cumulative weights), side by side: u's k columns, then v's.
   std::vector<T> sorted(std::size_t((n + m) * k));

@@ -6,10 +6,8 @@
 // x with batch l of y, BoMb-OT every x batch with every y batch. For each pair the batch cost is
 // built from the points by the shared tile code (common/costs.hpp) and handed to an existing
 // solver: the network simplex (exact.hpp), Sinkhorn or unbalanced Sinkhorn (sinkhorn.hpp),
-// entropic partial OT (partial.hpp), or exact partial OT as the network simplex on the
-// augmented problem of Chapel et al. (the construction of pyot/partial.py, made here on the
-// batch cost). Batch points carry uniform weights (mass / batch size; duplicated indices, from
-// weighted sampling with replacement, add up).
+// entropic or exact partial OT (partial.hpp). Batch points carry uniform weights (mass / batch
+// size; duplicated indices, from weighted sampling with replacement, add up).
 //
 // Every problem is solved by one thread from start to end and written to its own slot, so the
 // results do not depend on the thread count or on how the pairs are split between calls.
@@ -76,7 +74,7 @@ namespace detail {
 // Buffers of one thread, reused from problem to problem.
 template <class T>
 struct Scratch {
-  std::vector<T> xb, yb, cost, aug;
+  std::vector<T> xb, yb, cost;
   std::vector<double> a, b, f, g, h, row;
 };
 
@@ -108,28 +106,22 @@ MatrixView<T> batch_cost(MatrixView<T> xb, MatrixView<T> yb, const Options& o,
   return MatrixView<T>(out.data(), n, m);
 }
 
+// max C - min C of a batch cost (contiguous; finite, being built from validated points).
 template <class T>
 double cost_range(MatrixView<T> c) {
-  const auto [lo, hi] = std::minmax_element(c.data, c.data + c.rows * c.cols);
-  return double(*hi) - double(*lo);
+  double lo = 0.0, hi = 0.0;
+  finite_range(c.data, c.rows * c.cols, lo, hi);
+  return hi - lo;
 }
 
-// Stores the support of an exact plan, restricted to [0, n) x [0, m) (the augmented problem's
-// dummy row and column dropped), mapped to the caller's indices; returns <P, C> on it.
-template <class T>
-double keep_support(const exact::Result& r, MatrixView<T> c, const index_t* I, const index_t* J,
-                    bool plans, BatchResult& out) {
-  double value = 0.0;
+// Stores the support of an exact plan, mapped to the caller's indices.
+inline void keep_support(const exact::Result& r, const index_t* I, const index_t* J,
+                         BatchResult& out) {
   for (std::size_t s = 0; s < r.mass.size(); ++s) {
-    const index_t i = r.rows[s], j = r.cols[s];
-    if (i >= c.rows || j >= c.cols) continue;
-    value += r.mass[s] * double(c(i, j));
-    if (!plans) continue;
-    out.rows.push_back(I[i]);
-    out.cols.push_back(J[j]);
+    out.rows.push_back(I[r.rows[s]]);
+    out.cols.push_back(J[r.cols[s]]);
     out.mass.push_back(r.mass[s]);
   }
-  return value;
 }
 
 // Stores the entropic plan P_ij = a_i b_j exp((f_i + g_j + shift - C_ij) / eps) (every entry
@@ -171,37 +163,20 @@ void solve_emd(MatrixView<T> c, const Options& o, int threads, const index_t* I,
   out.status = r.status;
   out.n_iter = r.n_iter;
   out.value = r.value;  // the same with or without the plan: BoMb-OT solves some pairs twice
-  if (o.plans) keep_support(r, c, I, J, true, out);
+  if (o.plans) keep_support(r, I, J, out);
 }
 
-// Exact partial OT: a dummy row absorbs sum b - mass and a dummy column sum a - mass at zero
-// cost; the dummy-to-dummy cell costs more than any saving it could make (pyot/partial.py).
 template <class T>
 void solve_partial_exact(MatrixView<T> c, const Options& o, int threads, const index_t* I,
                          const index_t* J, Scratch<T>& s, BatchResult& out) {
-  const index_t n = c.rows, m = c.cols;
-  double big = 0.0, sb = 0.0;
-  for (index_t k = 0; k < n * m; ++k) big = std::max(big, std::abs(double(c.data[k])));
-  for (index_t j = 0; j < m; ++j) sb += s.b[j];
-  s.aug.assign(std::size_t((n + 1) * (m + 1)), T(0));
-  for (index_t i = 0; i < n; ++i) std::copy_n(c.row(i), m, s.aug.data() + i * (m + 1));
-  s.aug[std::size_t((n + 1) * (m + 1) - 1)] = T(big + 1.0);
-  std::vector<double> a(s.a), b(s.b);
-  a.push_back(std::max(sb - o.mass, 0.0));
-  b.push_back(0.0);
-  // The two masses agree to the last bit (the network simplex takes them as given).
-  double total_a = 0.0, total_b = 0.0;
-  for (double w : a) total_a += w;
-  for (index_t j = 0; j < m; ++j) total_b += b[j];
-  b[m] = std::max(total_a - total_b, 0.0);
   exact::Options eo;
   eo.max_iter = o.max_iter;
   eo.threads = threads;
-  const MatrixView<T> aug(s.aug.data(), n + 1, m + 1);
-  const exact::Result r = exact::emd(aug, a.data(), b.data(), eo);
+  const exact::Result r = partial::solve_exact(c, s.a.data(), s.b.data(), o.mass, eo);
   out.status = r.status;
   out.n_iter = r.n_iter;
-  out.value = keep_support(r, c, I, J, o.plans, out);
+  out.value = r.value;
+  if (o.plans) keep_support(r, I, J, out);
 }
 
 template <class T>

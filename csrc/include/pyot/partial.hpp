@@ -10,7 +10,7 @@
 // with P_ij = a_i b_j exp((f_i + g_j + lam - C_ij) / eps). The two LSE passes are the Sinkhorn
 // family's log-domain half-steps (shared kernels: dense or online costs); the lam update reuses
 // the column pass's sums, so an iteration costs two passes over the cost like Sinkhorn's. The
-// exact problem is solved by the network simplex on the augmented problem (pyot/partial.py).
+// exact problem is the network simplex on Chapel's augmented problem (solve_exact).
 #pragma once
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 
 #include "pyot/common/logsumexp.hpp"
 #include "pyot/common/status.hpp"
+#include "pyot/exact.hpp"
 #include "pyot/sinkhorn.hpp"
 
 namespace pyot::partial {
@@ -189,6 +190,49 @@ Result solve_entropic_online(MatrixView<T> x, MatrixView<T> y, Metric metric, do
     const sinkhorn::OnlineCost<T, decltype(tag)::value> cost(x, y, p);
     return solve_entropic(cost, a, b, f, g, lam, o);
   });
+}
+
+// Exact partial OT [Chapel 2020]: the network simplex on the balanced problem augmented by a
+// dummy row of weight sum b - mass and a dummy column of weight sum a - mass, both at zero
+// cost, the dummy-to-dummy cell costing more than any saving it could make. The result holds
+// the plan's support within [0, n) x [0, m), <P, C> on it, and the capacity prices of
+// ALGORITHMS 6: f_i = F_i + G_m, g_j = G_j + F_n (<= 0; lam = -(F_n + G_m) prices the mass).
+template <class T>
+exact::Result solve_exact(MatrixView<T> c, const double* a, const double* b, double mass,
+                          const exact::Options& opt) {
+  const index_t n = c.rows, m = c.cols;
+  double big = 0.0, sum_a = 0.0, sum_b = 0.0;
+  std::vector<T> aug(std::size_t((n + 1) * (m + 1)), T(0));
+  for (index_t i = 0; i < n; ++i) {
+    const T* row = c.row(i);
+    for (index_t j = 0; j < m; ++j) big = std::max(big, std::abs(double(row[j])));
+    std::copy_n(row, m, aug.data() + i * (m + 1));
+  }
+  aug.back() = T(big + 1.0);
+  for (index_t i = 0; i < n; ++i) sum_a += a[i];
+  for (index_t j = 0; j < m; ++j) sum_b += b[j];
+  std::vector<double> wa(a, a + n), wb(b, b + m);
+  wa.push_back(std::max(sum_b - mass, 0.0));
+  wb.push_back(std::max(sum_a - mass, 0.0));
+  const exact::Result full =
+      exact::emd(MatrixView<T>(aug.data(), n + 1, m + 1), wa.data(), wb.data(), opt);
+  exact::Result r;
+  r.status = full.status;
+  r.n_iter = full.n_iter;
+  for (std::size_t s = 0; s < full.mass.size(); ++s) {
+    const index_t i = full.rows[s], j = full.cols[s];
+    if (i == n || j == m) continue;
+    r.rows.push_back(i);
+    r.cols.push_back(j);
+    r.mass.push_back(full.mass[s]);
+    r.value += full.mass[s] * double(c(i, j));
+  }
+  // Clipped at 0: round-off can leave +1e-300 where the exact price is 0.
+  r.f.resize(std::size_t(n));
+  r.g.resize(std::size_t(m));
+  for (index_t i = 0; i < n; ++i) r.f[i] = std::min(full.f[i] + full.g[m], 0.0);
+  for (index_t j = 0; j < m; ++j) r.g[j] = std::min(full.g[j] + full.f[n], 0.0);
+  return r;
 }
 
 }  // namespace pyot::partial
