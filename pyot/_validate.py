@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -178,3 +179,36 @@ def generator(value: object, fn: str) -> np.random.Generator:
     if value < 0:
         raise ValueError(f"{fn}: seed must be a non-negative int, got {value}")
     return np.random.default_rng(int(value))
+
+
+def flag(value: object, name: str, fn: str) -> bool:
+    """A boolean option: ``True``/``False`` (numpy booleans too), nothing else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **values: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(progress: bool, total: int, fn: str, *, unit: str = "it") -> Any:
+    """A tqdm bar over ``total`` steps when ``progress`` is true (tqdm is an optional
+    dependency), else an object with the same ``update``/``set_postfix``/``close`` that does
+    nothing."""
+    if not progress:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        raise ImportError(
+            f"{fn}: progress=True needs tqdm, which is not installed (pip install tqdm)"
+        ) from None
+    return tqdm(total=total, desc=fn, unit=unit)

@@ -149,26 +149,6 @@ def _workers(executor: Executor) -> int:
     return int(getattr(executor, "_max_workers", 0) or os.cpu_count() or 1)
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(progress: bool, total: int, fn: str) -> Any:
-    if not progress:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        raise ImportError(
-            f"{fn}: progress=True needs tqdm, which is not installed (pip install tqdm)"
-        ) from None
-    return tqdm(total=total, desc=fn, unit="batch")
-
-
 def _payload(problem: _Problem, executor: Executor | None) -> Any:
     """What the tasks receive as the problem: on Dask, a future of the problem scattered to
     every worker once (the tasks then carry only seeds and pairs); elsewhere the problem."""
@@ -301,12 +281,6 @@ def _solver_options(
     if solver in ("emd", "sinkhorn"):
         V.same_mass(wa, wb, fn)
     return options
-
-
-def _flag(value: object, name: str, fn: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def minibatch_ot(
@@ -475,8 +449,8 @@ def minibatch_ot(
             f"{fn}: executor must be None or a concurrent.futures.Executor (a ThreadPoolExecutor, "
             f"or a Dask distributed.Client(...).get_executor()), got {type(executor).__name__}"
         )
-    return_plan = _flag(return_plan, "return_plan", fn)
-    progress = _flag(progress, "progress", fn)
+    return_plan = V.flag(return_plan, "return_plan", fn)
+    progress = V.flag(progress, "progress", fn)
     n_threads = V.threads(threads, fn)
     options = _solver_options(solver, eps, tol, max_iter, mass, reg_marginals, wa, wb, fn)
     options.update(metric=METRICS[metric], p=p, weight_x=float(wa.sum()) / batch_size,
@@ -497,7 +471,7 @@ def minibatch_ot(
         return max(1, math.ceil(count / _PROGRESS_STEPS)) if progress else max(1, count)
 
     total = len(pairs)
-    bar = _progress_bar(progress, total, fn)
+    bar = V.progress_bar(progress, total, fn, unit="batch")
     payload = _payload(problem, executor)
     try:
         out = _execute(payload, _jobs(pairs, children, k, not bomb, chunk(total)),
@@ -519,7 +493,7 @@ def minibatch_ot(
             order = np.lexsort((support[:, 1], support[:, 0]))
             support, weights = support[order], gamma.data[order]
             again = _execute(payload, _jobs(support, children, k, False, chunk(len(support))),
-                             True, executor, n_threads, _NoBar())
+                             True, executor, n_threads, V.progress_bar(False, 0, fn))
             plan = _lift(again, weights, (n, m), dtype)
         return MinibatchResult(value=outer.value, plan=plan, n_batches=k,
                                batch_size=batch_size, batch_values=values,
