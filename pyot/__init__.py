@@ -18,6 +18,7 @@ from ._result import (
     SparseResult,
 )
 from .costs import PointCloud, cost_matrix
+from . import inverse
 from .exact import emd, wasserstein_1d
 from .minibatch import minibatch_ot
 from .partial import partial_ot, partial_wasserstein_1d
