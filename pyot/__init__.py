@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import inverse as inverse  # importable as pyot.inverse; its names stay out of __all__
 from ._config import config, cuda_available, show_config
 from ._result import (
     ConvergenceWarning,
@@ -18,7 +19,6 @@ from ._result import (
     SparseResult,
 )
 from .costs import PointCloud, cost_matrix
-from . import inverse
 from .exact import emd, wasserstein_1d
 from .minibatch import minibatch_ot
 from .partial import partial_ot, partial_wasserstein_1d

@@ -36,7 +36,7 @@ __all__ = ["InverseOTResult", "fit_cost", "fit_cost_path"]
 _FEATURES = ("bilinear", "diagonal")
 # Inner Sinkhorn: L1 marginal error of each solve (the loss and gradient are then accurate to
 # far below what the backtracking test and the outer tol can see) and its iteration cap.
-_INNER_TOL = 1e-9
+_INNER_TOL = 1e-7
 _INNER_MAX_ITER = 100_000
 # The step may grow by this factor per iteration before backtracking halves it again: the
 # curvature of L at the solution is often far below the global bound the first step uses.
@@ -65,12 +65,12 @@ class _Model:
             self.y = y - b @ y
             self.shape = (x.shape[1], y.shape[1]) if kind == "bilinear" else (x.shape[1],)
 
-    def cost(self, w: np.ndarray) -> np.ndarray:
-        if self.kind == "bilinear":
-            return -((self.x @ w) @ self.y.T)
-        if self.kind == "diagonal":
-            return -((self.x * w) @ self.y.T)
-        return -(self.phi @ w)
+    def cost(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``C_A`` (into ``out``, an ``(n, m)`` float64 buffer, when given)."""
+        if self.kind == "callable":
+            return np.matmul(self.phi, -w, out=out)
+        xw = self.x @ -w if self.kind == "bilinear" else self.x * -w
+        return np.matmul(xw, self.y.T, out=out)
 
     def expect(self, plan: np.ndarray) -> np.ndarray:
         """``<Phi_k, P>`` for every k (a plan on the observed rows and columns)."""
@@ -113,11 +113,13 @@ class _Objective:
         self.fn, self.model, self.a, self.b, self.eps = fn, model, a, b, eps
         self.observed = observed
         self.f, self.g = np.zeros(a.size), np.zeros(b.size)
+        self.log_a, self.log_b = np.log(a), np.log(b)
+        self.buffers = [np.empty((a.size, b.size)), np.empty((a.size, b.size))]
         self.failed = 0  # inner solves that stopped at their iteration cap
         self.solves = 0
 
     def __call__(self, w: np.ndarray, gradient: bool) -> tuple[float, np.ndarray | None]:
-        cost = self.model.cost(w)
+        cost = self.model.cost(w, self.buffers[0])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             solved = _run(
@@ -130,7 +132,13 @@ class _Objective:
         loss = -float(np.vdot(w, self.observed)) - solved.result.objective
         if not gradient:
             return loss, None
-        return loss, self.model.expect(solved.result.plan) - self.observed
+        # P = a b^T exp((f + g - C) / eps), in place in the second buffer (the plan of
+        # sinkhorn.py's result allocates three temporaries of this size).
+        plan = np.multiply(cost, -1.0 / self.eps, out=self.buffers[1])
+        plan += (self.log_a + self.f / self.eps)[:, None]
+        plan += (self.log_b + self.g / self.eps)[None, :]
+        np.exp(plan, out=plan)
+        return loss, self.model.expect(plan) - self.observed
 
 
 def _serial_blas() -> contextlib.AbstractContextManager:
