@@ -13,7 +13,8 @@ estimator aims at. The observed coupling is the n pairs ``(k, k)``.
   1e-9, POT's default; the loss from the dual value at POT's scalings); "POT warm" passes the
   previous scalings through ``warmstart=``. Only the Sinkhorn solver differs.
 
-Both fits are timed to the same outer ``tol``; the final loss ``L(A) + reg ||A||_1`` of each
+Penalty ``reg_l1 = 2 sqrt(log(d^2) / n)`` (``--reg-scale``). Both fits are timed to the same
+outer ``tol``; the final loss ``L(A) + reg ||A||_1`` of each
 answer is then recomputed with the same tight Sinkhorn (pyot, tol 1e-12), so "same final loss"
 is checked, not assumed. Support recovery: F1 score of ``supp(A_hat)`` against ``supp(A*)``.
 """
@@ -39,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sizes", type=cm.int_list, default=SIZES, help="n pairs (500,2000)")
     group.add_argument("--tol", type=float, default=1e-6, help="outer FISTA tol (1e-6)")
     group.add_argument(
-        "--reg-scale", type=float, default=1.0,
-        help="reg_l1 = scale * sqrt(log(d^2) / n) (default 1)",
+        "--reg-scale", type=float, default=2.0,
+        help="reg_l1 = scale * sqrt(log(d^2) / n) (default 2)",
     )
     group.add_argument(
         "--pot-max-size", type=int, default=2000, help="skip POT above this n (default 2000)"

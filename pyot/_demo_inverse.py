@@ -78,7 +78,7 @@ def run(outdir: str | Path = ".", seed: int = 0) -> list[str]:
         f1 = 2 * tp / (int(res.support.sum()) + int(truth.sum()))
         signs = bool(np.array_equal(np.sign(res.weights), np.sign(a_true)))
         lines.append(f"{label:<22}{elapsed:>9.2f}{res.n_iter:>7}{err:>12.3f}"
-                     f"{int(res.support.sum()):>9}{f1:>6.2f}{str(signs):>7}")
+                     f"{int(res.support.sum()):>9}{f1:>6.2f}{signs!s:>7}")
         fits.append((f"recovered, {label}", res.weights))
     path = Path(outdir) / "inverse_ot.png"
     if _plot(path, a_true, fits):
