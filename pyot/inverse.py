@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from . import _core
 from . import _validate as V
 from ._result import ConvergenceWarning, InverseOTResult
+from .costs import METRICS
 from .sinkhorn import _run
 
 __all__ = ["InverseOTResult", "fit_cost", "fit_cost_path"]
@@ -46,6 +48,7 @@ _STEP_GROWTH = 1.25
 _PATH_RATIO = 100.0
 # Relative round-off allowed in the backtracking test (the loss is a sum of O(n) terms).
 _SLACK = 1e-15
+_SQRT_HALF = math.sqrt(0.5)
 
 
 class _Model:
@@ -83,6 +86,12 @@ class _Model:
             return np.einsum("ik,ik->k", self.x, plan @ self.y)
         return np.tensordot(plan, self.phi, axes=([0, 1], [0, 1]))
 
+    def expect_rows(self, plan_y: np.ndarray) -> np.ndarray:
+        """``<Phi_k, P>`` from ``P y`` (bilinear and diagonal features)."""
+        if self.kind == "bilinear":
+            return self.x.T @ plan_y
+        return np.einsum("ik,ik->k", self.x, plan_y)
+
     def expect_pairs(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
         """``<Phi_k, P>`` for a plan given by its nonzero entries."""
         if self.kind == "bilinear":
@@ -117,7 +126,8 @@ class _Objective:
         self.observed = observed
         self.f, self.g = np.zeros(a.size), np.zeros(b.size)
         self.log_a, self.log_b = np.log(a), np.log(b)
-        self.buffers = [np.empty((a.size, b.size)), np.empty((a.size, b.size))]
+        # The cost, and for callable features the plan (P y comes from the core otherwise).
+        self.buffers = [np.empty((a.size, b.size)) for _ in range(1 + (model.kind == "callable"))]
         self.inner_tol = _INNER_TOL[1]
         self.last: tuple[np.ndarray, float] | None = None  # the last point solved, its loss
         self.failed = 0  # inner solves that stopped at their iteration cap
@@ -142,6 +152,8 @@ class _Objective:
             self.last = (w.copy(), loss)
         if not gradient:
             return loss, None
+        if self.model.kind != "callable":
+            return loss, self.model.expect_rows(self._plan_times_y(w)) - self.observed
         # P = a b^T exp((f + g - C) / eps), in place in the second buffer (the plan of
         # sinkhorn.py's result allocates three temporaries of this size).
         plan = np.multiply(cost, -1.0 / self.eps, out=self.buffers[1])
@@ -149,6 +161,28 @@ class _Objective:
         plan += (self.log_b + self.g / self.eps)[None, :]
         np.exp(plan, out=plan)
         return loss, self.model.expect(plan) - self.observed
+
+    def _plan_times_y(self, w: np.ndarray) -> np.ndarray:
+        """``P y`` (n, d_y) in one fused pass of the core, P never formed.
+
+        The cost ``-u . y`` (``u = x A``, or ``x * w``) is ``||u' - y'||^2`` with
+        ``u' = (u / sqrt 2, 1)``, ``y' = (y / sqrt 2, 0)`` minus ``|u|^2 / 2 + 1`` and
+        ``|y|^2 / 2``: terms of one variable, absorbed by the potentials. The core's point
+        gradient
+        ``sum_j P_ij 2 (u'_i - y'_j)`` then gives ``(P 1)_i`` (last coordinate) and ``P y``.
+        """
+        u = self.model.x @ w if self.model.kind == "bilinear" else self.model.x * w
+        y = self.model.y
+        ones = np.ones((u.shape[0], 1))
+        up = np.ascontiguousarray(np.hstack([u * _SQRT_HALF, ones]))
+        yp = np.ascontiguousarray(np.hstack([y * _SQRT_HALF, np.zeros((y.shape[0], 1))]))
+        f = self.f + 0.5 * np.einsum("ij,ij->i", u, u) + 1.0
+        g = self.g + 0.5 * np.einsum("ij,ij->i", y, y)
+        grad = _core.sinkhorn_point_gradient(
+            up, yp, METRICS["sqeuclidean"], 2.0, self.a, self.b, f, g, eps=self.eps, threads=0
+        )
+        rows = 0.5 * grad[:, -1:]  # (P 1)_i
+        return (up[:, :-1] * rows - 0.5 * grad[:, :-1]) / _SQRT_HALF
 
 
 def _serial_blas() -> contextlib.AbstractContextManager:
