@@ -47,6 +47,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "m-OT on threads vs a Python loop over POT ot.emd; Dask LocalCluster vs threads; "
         "ot_pairs (OT-CFM pairing) vs POT ot.dist + ot.emd",
     ),
+    "inverse": (
+        "bench.inverse",
+        "inverse OT (bilinear cost, l1): time to tol and support F1 vs FISTA over POT "
+        "ot.sinkhorn",
+    ),
 }
 
 

@@ -38,6 +38,7 @@ def _load_core() -> None:
 
 _load_core()
 
+from . import inverse as inverse  # importable as pyot.inverse; its names stay out of __all__
 from ._config import config, cuda_available, show_config
 from ._result import (
     ConvergenceWarning,

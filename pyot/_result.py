@@ -189,3 +189,46 @@ class MinibatchResult:
     def __repr__(self) -> str:
         parts = (f"{name}={_short(getattr(self, name))}" for name in self.__dataclass_fields__)
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, repr=False)
+class InverseOTResult:
+    """Result of :func:`pyot.inverse.fit_cost`.
+
+    Attributes
+    ----------
+    weights : ndarray
+        The learned cost parameters A: shape ``(d_x, d_y)`` for ``features="bilinear"``
+        (``c(x, y) = -x^T A y``), ``(d,)`` for ``"diagonal"``, ``(K,)`` for a callable.
+    cost : callable
+        ``cost(x, y) -> (n, m)`` matrix of the learned cost ``-sum_k A_k phi_k(x, y)``.
+    loss_history : ndarray
+        The iOT loss ``L(A) + reg_l1 ||A||_1`` at the start and after each iteration
+        (non-increasing).
+    converged : bool
+        Whether the proximal step fell below ``tol`` before ``max_iter``.
+    n_iter : int
+        FISTA iterations performed.
+    eps : float
+        The entropic regularization of the model.
+    reg_l1 : float
+        The l1 penalty.
+    features : str or callable
+        ``"bilinear"``, ``"diagonal"`` or the feature callable.
+    support : ndarray of bool
+        ``weights != 0``: the interactions selected by the l1 penalty.
+    """
+
+    weights: Any = None
+    cost: Any = None
+    loss_history: Any = None
+    converged: Any = None
+    n_iter: Any = None
+    eps: Any = None
+    reg_l1: Any = None
+    features: Any = None
+    support: Any = None
+
+    def __repr__(self) -> str:
+        parts = (f"{name}={_short(getattr(self, name))}" for name in self.__dataclass_fields__)
+        return f"{type(self).__name__}({', '.join(parts)})"
