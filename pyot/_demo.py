@@ -136,6 +136,10 @@ def run_demo(out_dir: str = ".", seed: int = 0) -> int:
         print(f"wrote {path}")
     else:
         print("matplotlib is not installed: no picture (pip install 'pyot-engine[plot]')")
+    print()
+    from . import _demo_inverse
+
+    _demo_inverse.run(out_dir, seed=seed)
     return 0
 
 
