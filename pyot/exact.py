@@ -67,6 +67,11 @@ def emd(
     (``f_i + g_j <= C_ij``, with equality on the plan's support, and
     ``<a, f> + <b, g> = <P, C>``).
 
+    Equal uniform weights on a square cost (``n = m``, every ``a_i`` equal, every ``b_j``
+    equal: the assignment problem, e.g. mini-batch OT) are solved by a dense
+    shortest-augmenting-path solver (Jonker-Volgenant) instead, several times faster there; its
+    plan is a permutation (``n`` nonzeros of mass ``a_i``) with the same exact potentials.
+
     Parameters
     ----------
     cost : array_like, shape (n, m) or (B, n, m), or PointCloud
@@ -76,7 +81,8 @@ def emd(
         Non-negative weights of equal total mass; ``None`` is uniform. Zero weights are
         dropped from the solve and their potentials recovered by c-transform.
     max_iter : int, default 1_000_000
-        Cap on simplex pivots. When it is hit the current (not optimal, possibly not feasible)
+        Cap on simplex pivots (the assignment solver needs at most ``n`` shortest-path
+        searches and is used only when ``max_iter >= n``). When it is hit the current (not optimal, possibly not feasible)
         plan is returned with ``converged=False`` and a :class:`ConvergenceWarning`.
     threads : int, optional
         Threads for the pricing of one problem, or for the problems of a batch (default: all
@@ -87,7 +93,7 @@ def emd(
     OTResult
         ``value`` (``<P, C>``), ``plan`` (``scipy.sparse.csr_array`` of shape (n, m); for a
         batch an n-D ``scipy.sparse.coo_array`` of shape (B, n, m)), ``f``, ``g``, ``n_iter``
-        (pivots), ``marginal_error`` and ``converged``. float32 costs give float32 plans and
+        (pivots; for the assignment solver, its shortest-path searches), ``marginal_error`` and ``converged``. float32 costs give float32 plans and
         potentials.
 
     Raises

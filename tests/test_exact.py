@@ -79,6 +79,49 @@ class TestEmd:
         assert res.value == pytest.approx(ot.emd2(a, b, cost), rel=1e-10)
         check_optimality(res, cost, a, b)
 
+    @pytest.mark.parametrize("kind", ["normal", "ties", "zeros", "additive", "sqeuclidean-64"])
+    @pytest.mark.parametrize("n", [1, 2, 3, 8, 33, 130])
+    def test_assignment_solver(self, rng, kind, n):
+        # Equal uniform square problems go to the shortest-augmenting-path solver: check it
+        # against linear_sum_assignment and against the network simplex (the same problem with
+        # every column split in two halves is not square, so the simplex solves that one).
+        if kind == "normal":
+            cost = rng.normal(size=(n, n))
+        elif kind == "ties":
+            cost = rng.integers(0, 3, size=(n, n)).astype(np.float64)
+        elif kind == "zeros":
+            cost = np.zeros((n, n))
+        elif kind == "additive":  # C_ij = p_i + q_j: every permutation is optimal
+            cost = np.add.outer(rng.normal(size=n), rng.normal(size=n))
+        else:
+            cost = pyot.cost_matrix(rng.uniform(size=(n, 64)), rng.uniform(size=(n, 64)))
+        w = np.full(n, 1.0 / n)
+        res = pyot.emd(cost)
+        rows, cols = linear_sum_assignment(cost)
+        scale = max(1.0, np.abs(cost).max())
+        assert res.converged
+        assert res.n_iter <= n
+        assert res.value == pytest.approx(cost[rows, cols].sum() / n, rel=1e-12, abs=1e-14 * scale)
+        check_optimality(res, cost, w, w)
+        plan = res.plan.toarray()
+        assert res.plan.nnz == n
+        np.testing.assert_array_equal(plan.max(axis=1), 1.0 / n)  # a permutation
+        np.testing.assert_array_equal((plan > 0).sum(axis=0), 1)
+        simplex = pyot.emd(np.hstack([cost, cost]), w, np.full(2 * n, 0.5 / n))
+        assert res.value == pytest.approx(simplex.value, rel=1e-12, abs=1e-14 * scale)
+        res32 = pyot.emd(cost.astype(np.float32))
+        assert res32.value == pytest.approx(res.value, rel=1e-6, abs=1e-6 * scale)
+        check_optimality(res32, cost.astype(np.float32), w, w, atol=1e-6)
+
+    def test_assignment_pivot_cap_keeps_the_simplex(self, rng):
+        # A pivot cap below n keeps the network simplex and its MaxIter outcome.
+        cost = rng.random((20, 20))
+        with pytest.warns(pyot.ConvergenceWarning, match="did not converge"):
+            res = pyot.emd(cost, max_iter=3)
+        assert res.n_iter == 3
+        assert not res.converged
+        assert pyot.emd(cost, max_iter=20).converged
+
     def test_plan_is_sparse_array(self, rng):
         cost, a, b = random_problem(rng, 8, 6)
         res = pyot.emd(cost, a, b)
