@@ -82,8 +82,9 @@ def emd(
         dropped from the solve and their potentials recovered by c-transform.
     max_iter : int, default 1_000_000
         Cap on simplex pivots (the assignment solver needs at most ``n`` shortest-path
-        searches and is used only when ``max_iter >= n``). When it is hit the current (not optimal, possibly not feasible)
-        plan is returned with ``converged=False`` and a :class:`ConvergenceWarning`.
+        searches and is used only when ``max_iter >= n``). When it is hit the current (not
+        optimal, possibly not feasible) plan is returned with ``converged=False`` and a
+        :class:`ConvergenceWarning`.
     threads : int, optional
         Threads for the pricing of one problem, or for the problems of a batch (default: all
         cores). The pivot rule does not depend on the thread count, so neither does the result.
@@ -93,8 +94,8 @@ def emd(
     OTResult
         ``value`` (``<P, C>``), ``plan`` (``scipy.sparse.csr_array`` of shape (n, m); for a
         batch an n-D ``scipy.sparse.coo_array`` of shape (B, n, m)), ``f``, ``g``, ``n_iter``
-        (pivots; for the assignment solver, its shortest-path searches), ``marginal_error`` and ``converged``. float32 costs give float32 plans and
-        potentials.
+        (pivots; for the assignment solver, its shortest-path searches), ``marginal_error``
+        and ``converged``. float32 costs give float32 plans and potentials.
 
     Raises
     ------

@@ -37,7 +37,7 @@ def _direct_sqeuclidean(x, y):
 
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("d", [1, 3, 16])
-def test_cost_matrix_matches_cdist(rng, dtype, metric, d):
+def test_cost_matrix_matches_cdist(rng, dtype, metric, d):  # sqeuclidean d >= 16: GEMM form
     x = rng.standard_normal((23, d)).astype(dtype)
     y = rng.standard_normal((17, d)).astype(dtype)
     c = pyot.cost_matrix(x, y, metric)
@@ -259,7 +259,7 @@ def test_read_only_inputs(rng):
 # ------------------------------------------------------------------ numerical accuracy
 
 
-@pytest.mark.parametrize("d", [3, 16])
+@pytest.mark.parametrize("d", [3, 16, 64])  # 16 and 64: the GEMM form
 def test_sqeuclidean_far_from_origin_float64(rng, d):
     """Clouds at distance 1e4 with spread 1: no catastrophic cancellation (GEMM form fails)."""
     x = 1e4 + rng.standard_normal((40, d))
@@ -272,7 +272,7 @@ def test_sqeuclidean_far_from_origin_float64(rng, d):
         assert float(np.median(rel)) < 1e-13, float(np.median(rel))
 
 
-@pytest.mark.parametrize("d", [3, 16])
+@pytest.mark.parametrize("d", [3, 16, 64])  # 16 and 64: the GEMM form
 def test_sqeuclidean_far_from_origin_float32(rng, d):
     x = (1e4 + rng.standard_normal((40, d))).astype(np.float32)
     y = (1e4 + rng.standard_normal((30, d))).astype(np.float32)
@@ -293,7 +293,7 @@ def test_self_cost_diagonal_is_exactly_zero(rng, dtype, metric, d):
         np.testing.assert_allclose(c, c.T, rtol=_tol(dtype), atol=0)
 
 
-@pytest.mark.parametrize("d", [3, 16])
+@pytest.mark.parametrize("d", [3, 16, 64])  # 16 and 64: the GEMM form
 def test_self_cost_diagonal_copy(rng, d):
     """Same points in two different arrays: the diagonal is 0 too (x_i - x_i = 0)."""
     x = 1e4 + rng.standard_normal((25, d))

@@ -1,4 +1,5 @@
-// Dense cost matrices from point clouds, evaluated by the same tile code as online costs.
+// Dense cost matrices from point clouds, evaluated by the same tile code as online costs (the
+// squared Euclidean cost in d >= kGemmMinDim by the GEMM form of common/costs.hpp).
 #include "pyot/common/costs.hpp"
 
 #include <pybind11/stl.h>
@@ -16,6 +17,37 @@ namespace {
 using namespace pyot;
 using namespace pyot::bind;
 
+// The direct form, coordinate by coordinate, in row tiles.
+template <class T>
+void direct_cost(MatrixView<T> xv, MatrixView<T> yv, Metric mt, double p, int threads, T* dst) {
+  const index_t n = xv.rows, m = yv.rows, block = 256;
+  const bool normalise = mt == Metric::Cosine;
+  const PointsT<T> xs(xv, normalise), ys(yv, normalise);
+  dispatch_metric(mt, [&](auto tag) {
+    constexpr Metric M = decltype(tag)::value;
+    parallel_for(n, resolve_threads(threads), [&](index_t i) {
+      for (index_t j0 = 0; j0 < m; j0 += block)
+        cost_row_tile<M>(xs.point(i), ys, j0, std::min(m, j0 + block), T(p), dst + i * m + j0);
+    });
+    return 0;
+  });
+}
+
+// The squared Euclidean cost in the GEMM form, in blocks of rows over the threads.
+template <class T>
+void gemm_cost(MatrixView<T> xv, MatrixView<T> yv, int threads, T* dst) {
+  const index_t n = xv.rows, m = yv.rows;
+  GemmPoints<T> g;
+  g.assign(xv, yv);
+  constexpr index_t rows = 16 * kGemmRows;
+  for_blocks(n, rows, resolve_threads(threads), [&](index_t i0, index_t i1) {
+    sqeuclidean_gemm_rows(g, i0, i1, dst + i0 * m, m);
+  });
+  // A self-cost keeps its exact zero diagonal (ALGORITHMS 1).
+  if (xv.data == yv.data && n == m && xv.ld == yv.ld)
+    for (index_t i = 0; i < n; ++i) dst[i * m + i] = T(0);
+}
+
 template <class T>
 carray<T> cost_matrix(const carray<T>& x, const carray<T>& y, int metric, double p, int threads) {
   const MatrixView<T> xv = matrix(x, "x"), yv = matrix(y, "y");
@@ -25,17 +57,11 @@ carray<T> cost_matrix(const carray<T>& x, const carray<T>& y, int metric, double
   {
     py::gil_scoped_release release;
     const Metric mt = static_cast<Metric>(metric);
-    const bool normalise = mt == Metric::Cosine;
-    const PointsT<T> xs(xv, normalise), ys(yv, normalise);
-    const index_t n = xv.rows, m = yv.rows, block = 256;
-    dispatch_metric(mt, [&](auto tag) {
-      constexpr Metric M = decltype(tag)::value;
-      parallel_for(n, resolve_threads(threads), [&](index_t i) {
-        for (index_t j0 = 0; j0 < m; j0 += block)
-          cost_row_tile<M>(xs.point(i), ys, j0, std::min(m, j0 + block), T(p), dst + i * m + j0);
-      });
-      return 0;
-    });
+    if (mt == Metric::SqEuclidean && xv.cols >= kGemmMinDim) {
+      gemm_cost(xv, yv, threads, dst);
+    } else {
+      direct_cost(xv, yv, mt, p, threads, dst);
+    }
   }
   return out;
 }

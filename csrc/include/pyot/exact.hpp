@@ -550,81 +550,83 @@ class NetworkSimplex {
   std::vector<double> flow_, P_;
 };
 
-// Lanes of the assignment kernels' vector passes: each lane keeps its own least entries and the
-// lanes are merged at the end, lowest column first among equals, so the passes vectorise and
-// their results do not depend on the instruction set.
+// Block of the vector search for a value (first_equal).
 constexpr index_t kLanes = 8;
 
-// The least and second least of C_ij - v_j over j < n (n >= 1): (u1, j1) and (u2, j2), j1 != j2
-// (j2 = n and u2 = inf when n = 1); the first column among equals.
-template <class T>
-PYOT_MULTIVERSION void least_two(const T* row, const double* v, index_t n, double& u1, index_t& j1,
-                                 double& u2, index_t& j2) {
-  double b1[kLanes], b2[kLanes];
-  index_t k1[kLanes], k2[kLanes];
-  for (index_t l = 0; l < kLanes; ++l) b1[l] = b2[l] = kInf, k1[l] = k2[l] = n;
-  auto step = [&](index_t l, index_t j) {
-    const double h = double(row[j]) - v[j];
-    const bool lt1 = h < b1[l], lt2 = h < b2[l];
-    b2[l] = lt1 ? b1[l] : (lt2 ? h : b2[l]);
-    k2[l] = lt1 ? k1[l] : (lt2 ? j : k2[l]);
-    b1[l] = lt1 ? h : b1[l];
-    k1[l] = lt1 ? j : k1[l];
-  };
+// The first j < n with x[j] == value (n when none): blocks of kLanes compared in one vector
+// pass each, then the block holding it scanned.
+template <class F>
+PYOT_MULTIVERSION index_t first_equal(const F* x, index_t n, F value) {
   const index_t body = n - n % kLanes;
   for (index_t j0 = 0; j0 < body; j0 += kLanes) {
-#pragma omp simd
-    for (index_t l = 0; l < kLanes; ++l) step(l, j0 + l);
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (index_t l = 0; l < kLanes; ++l) hit |= x[j0 + l] == value;
+    if (hit)
+      for (index_t j = j0;; ++j)
+        if (x[j] == value) return j;
   }
-  for (index_t j = body; j < n; ++j) step(j - body, j);
-  auto better = [](double u, index_t j, double bu, index_t bj) {
-    return u < bu || (u == bu && j < bj);
-  };
-  u1 = kInf, j1 = n;
-  for (index_t l = 0; l < kLanes; ++l)
-    if (better(b1[l], k1[l], u1, j1)) u1 = b1[l], j1 = k1[l];
-  u2 = kInf, j2 = n;
-  for (index_t l = 0; l < kLanes; ++l) {
-    const bool own = k1[l] == j1;
-    const double u = own ? b2[l] : b1[l];
-    const index_t j = own ? k2[l] : k1[l];
-    if (j < n && better(u, j, u2, j2)) u2 = u, j2 = j;
-  }
+  for (index_t j = body; j < n; ++j)
+    if (x[j] == value) return j;
+  return n;
 }
 
-// One relaxation of the shortest-path search: the columns still to settle (dist > -inf; settled
-// ones hold -inf) are reached through row i at h + C_ij - v_j when that is shorter (pred = i).
-// With first, dist is set to C_ij - v_j instead. Returns the next column to settle (least
-// distance, first among equals) and its distance.
+// h_j = C_ij - v_j for j < n; returns their least.
+template <class T>
+PYOT_MULTIVERSION double reduced_row(const T* row, const double* v, index_t n, double* h) {
+  double low = kInf;
+#pragma omp simd reduction(min : low)
+  for (index_t j = 0; j < n; ++j) {
+    h[j] = double(row[j]) - v[j];
+    low = std::min(low, h[j]);
+  }
+  return low;
+}
+
+// The least h_j over j < n, j != skip (inf when there is none).
+template <class F>
+PYOT_MULTIVERSION F least_except(const F* h, index_t n, index_t skip) {
+  F low = std::numeric_limits<F>::infinity();
+#pragma omp simd reduction(min : low)
+  for (index_t j = 0; j < skip; ++j) low = std::min(low, h[j]);
+#pragma omp simd reduction(min : low)
+  for (index_t j = skip + 1; j < n; ++j) low = std::min(low, h[j]);
+  return low;
+}
+
+// One relaxation of the shortest-path search: every column is reached through row i at
+// C_ij - w_j - h when that is shorter than dist_j (then pred_j = i). w holds the column prices
+// with -inf at the settled columns, whose distance is +inf: they are never relaxed nor picked,
+// and the pass runs branch-free over all columns. With first, dist is set to C_ij - w_j.
+// Returns the next column to settle (least distance, first among equals) and its distance.
 template <class T, bool first>
-PYOT_MULTIVERSION index_t relax(const T* row, const double* v, index_t n, index_t i, double h,
+PYOT_MULTIVERSION index_t relax(const T* row, const double* w, index_t n, index_t i, double h,
                                 double* dist, index_t* pred, double& least) {
-  double bv[kLanes];
-  index_t bj[kLanes];
-  for (index_t l = 0; l < kLanes; ++l) bv[l] = kInf, bj[l] = n;
-  auto step = [&](index_t l, index_t j) {
-    const double r = double(row[j]) - v[j] - h;
+  double low = kInf;
+#pragma omp simd reduction(min : low)
+  for (index_t j = 0; j < n; ++j) {
+    const double r = double(row[j]) - w[j] - h;
     const double cur = dist[j];
     const bool shorter = first || r < cur;
     const double nd = shorter ? r : cur;
     dist[j] = nd;
     pred[j] = shorter ? i : pred[j];
-    const double key = nd == -kInf ? kInf : nd;
-    const bool lt = key < bv[l];
-    bv[l] = lt ? key : bv[l];
-    bj[l] = lt ? j : bj[l];
-  };
-  const index_t body = n - n % kLanes;
-  for (index_t j0 = 0; j0 < body; j0 += kLanes) {
-#pragma omp simd
-    for (index_t l = 0; l < kLanes; ++l) step(l, j0 + l);
+    low = std::min(low, nd);
   }
-  for (index_t j = body; j < n; ++j) step(j - body, j);
-  least = kInf;
-  index_t best = n;
-  for (index_t l = 0; l < kLanes; ++l)
-    if (bv[l] < least || (bv[l] == least && bj[l] < best)) least = bv[l], best = bj[l];
-  return best;
+  least = low;
+  return first_equal(dist, n, low);
+}
+
+// When the shortest-path searches beat the network simplex on a uniform square problem
+// (measured on uniform clouds, squared Euclidean costs, one thread): always up to
+// kAssignmentSmall points (by 3x at d = 64, about even at d = 2); above it only while the
+// reductions leave at most n / kFreeFraction rows free (each search costs O(n) vector passes;
+// about 5% stay free at d = 64, where the searches win 2x at n = 1000 to 2000, and 20% or
+// more at d = 2, where they lose 1.5 to 2x); never above kAssignmentMax, where the simplex's
+// pricing also runs on threads.
+constexpr index_t kAssignmentSmall = 512, kAssignmentMax = 2048, kFreeFraction = 10;
+inline bool worth_searching(index_t n, index_t free_rows) {
+  return n <= kAssignmentSmall || free_rows * kFreeFraction <= n;
 }
 
 // The assignment problem: min sum_i C[i, x_i] over the permutations x of a square cost, the
@@ -643,8 +645,10 @@ class Assignment {
     require(n_ > 0 && cost.cols == n_, "assignment: the cost must be square and non-empty");
   }
 
-  // Solves; returns the number of shortest-path searches (at most n).
-  index_t solve() {
+  // Solves; returns the number of shortest-path searches (at most n). With give_up, returns
+  // -1 instead when the reductions leave too many rows free for the searches to beat the
+  // network simplex (see worth_searching).
+  index_t solve(bool give_up = false) {
     x_.assign(std::size_t(n_), -1);
     y_.assign(std::size_t(n_), -1);
     v_.assign(std::size_t(n_), kInf);
@@ -652,6 +656,7 @@ class Assignment {
     pred_.resize(std::size_t(n_));
     std::vector<index_t> free = column_reduction();
     for (int round = 0; round < 2 && !free.empty(); ++round) free = row_reduction(free);
+    if (give_up && !worth_searching(n_, index_t(free.size()))) return -1;
     for (const index_t f : free) augment(f);
     return index_t(free.size());
   }
@@ -704,7 +709,7 @@ class Assignment {
   // the rows then still free go to the shortest-path searches. Returns them.
   std::vector<index_t> row_reduction(std::vector<index_t> free) {
     std::vector<index_t> left;
-    const index_t cap = 2 * n_ + 64;  // per round; measured best on the m-OT bench (d = 64, n 64 to 1024)
+    const index_t cap = 2 * n_ + 64;  // per round: measured best at d = 64, n = 64 to 1024
     index_t steps = 0;
     for (std::size_t k = 0; k < free.size();) {
       if (++steps > cap) {
@@ -712,9 +717,12 @@ class Assignment {
         break;
       }
       const index_t i = free[k++];
-      double u1, u2;
-      index_t j1, j2;
-      least_two(C_.row(i), v_.data(), n_, u1, j1, u2, j2);
+      // The least and second least reduced cost of row i, first columns among equals.
+      const double u1 = reduced_row(C_.row(i), v_.data(), n_, d_.data());
+      index_t j1 = first_equal(d_.data(), n_, u1);
+      const double u2 = least_except(d_.data(), n_, j1);
+      index_t j2 = u2 == u1 ? j1 + 1 + first_equal(d_.data() + j1 + 1, n_ - j1 - 1, u2)
+                            : first_equal(d_.data(), n_, u2);
       if (j2 >= n_) j2 = j1;
       index_t i0 = y_[j1];
       const bool lower = u1 < u2 && u2 < kInf;
@@ -743,18 +751,20 @@ class Assignment {
   // the path is augmented. Every pass is a full vector pass over the columns (settled ones are
   // masked), cheaper than a scalar pass over the ones still open.
   void augment(index_t f) {
+    w_ = v_;
     double least = 0;
-    index_t j = relax<T, true>(C_.row(f), v_.data(), n_, f, 0.0, d_.data(), pred_.data(), least);
+    index_t j = relax<T, true>(C_.row(f), w_.data(), n_, f, 0.0, d_.data(), pred_.data(), least);
     settled_.clear();
     near_.clear();
     while (y_[j] >= 0) {
       settled_.push_back(j);
       near_.push_back(least);
-      d_[j] = -kInf;
+      d_[j] = kInf;
+      w_[j] = -kInf;
       const index_t i = y_[j];
       const T* row = C_.row(i);
-      const double h = least - (double(row[j]) - v_[j]);
-      j = relax<T, false>(row, v_.data(), n_, i, -h, d_.data(), pred_.data(), least);
+      const double h = (double(row[j]) - v_[j]) - least;
+      j = relax<T, false>(row, w_.data(), n_, i, h, d_.data(), pred_.data(), least);
     }
     for (std::size_t k = 0; k < settled_.size(); ++k) v_[settled_[k]] += near_[k] - least;
     for (index_t end = j;;) {
@@ -768,16 +778,18 @@ class Assignment {
   MatrixView<T> C_;
   index_t n_;
   std::vector<index_t> x_, y_, pred_, settled_;
-  std::vector<double> v_, d_, near_;
+  std::vector<double> v_, w_, d_, near_;
 };
 
 // The exact plan of an assignment problem: weight w on each (i, x_i), potentials f_i = u_i
-// and g_j = v_j.
+// and g_j = v_j. False (out untouched) when the searches would not pay (worth_searching).
 template <class T>
-Result solve_assignment(MatrixView<T> C, double w) {
+bool solve_assignment(MatrixView<T> C, double w, Result& out) {
   Assignment<T> lap(C);
-  Result out;
-  out.n_iter = lap.solve();
+  const index_t searches = lap.solve(/*give_up=*/true);
+  if (searches < 0) return false;
+  out = Result();
+  out.n_iter = searches;
   const index_t n = C.rows;
   out.f.resize(std::size_t(n));
   out.g.resize(std::size_t(n));
@@ -793,15 +805,15 @@ Result solve_assignment(MatrixView<T> C, double w) {
     out.cols[i] = j;
     out.value += w * c;
   }
-  return out;
+  return true;
 }
 
-// Whether a (compacted) problem is an assignment problem: square with equal weights on each
-// side. The shortest-path searches number at most n, so a pivot cap below n keeps the
-// network simplex (and its MaxIter semantics).
+// Whether a (compacted) problem goes to the assignment solver: square with equal weights on
+// each side, at most kAssignmentMax points. The shortest-path searches number at most n, so a
+// pivot cap below n keeps the network simplex (and its MaxIter semantics).
 inline bool is_assignment(index_t n, index_t m, const std::vector<double>& a,
                           const std::vector<double>& b, index_t max_iter) {
-  if (n != m || max_iter < n) return false;
+  if (n != m || n > kAssignmentMax || max_iter < n) return false;
   for (const double w : a)
     if (w != a[0]) return false;
   for (const double w : b)
@@ -881,9 +893,10 @@ inline void balance_potentials(const double* a, const double* b, Result& r) {
 template <class T>
 Result emd(MatrixView<T> C, const double* a, const double* b, const Options& opt) {
   auto p = detail::active_problem(C, a, b);
-  Result r = detail::is_assignment(p.cost.rows, p.cost.cols, p.a, p.b, opt.max_iter)
-                 ? detail::solve_assignment(p.cost, p.a[0])
-                 : detail::NetworkSimplex<T>(p.cost, p.a.data(), p.b.data(), opt).solve();
+  Result r;
+  const bool assigned = detail::is_assignment(p.cost.rows, p.cost.cols, p.a, p.b, opt.max_iter) &&
+                        detail::solve_assignment(p.cost, p.a[0], r);
+  if (!assigned) r = detail::NetworkSimplex<T>(p.cost, p.a.data(), p.b.data(), opt).solve();
   if (!p.storage.empty()) {
     // Map the compacted problem back to the caller's indices.
     std::vector<double> f(C.rows, 0.0), g(C.cols, 0.0);

@@ -76,6 +76,7 @@ template <class T>
 struct Scratch {
   std::vector<T> xb, yb, cost;
   std::vector<double> a, b, f, g, h, row;
+  GemmPoints<T> gemm;
 };
 
 // Rows idx[0..len) of x, gathered into out (len x d, row-major).
@@ -86,7 +87,8 @@ MatrixView<T> gather(MatrixView<T> x, const index_t* idx, index_t len, std::vect
   return MatrixView<T>(out.data(), len, x.cols);
 }
 
-// The (nb x mb) cost between two gathered batches, by the tile evaluator of dense costs.
+// The (nb x mb) cost between two gathered batches, by the tile evaluator of dense costs (the
+// squared Euclidean cost in d >= kGemmMinDim goes to the GEMM form instead, in solve_pair).
 template <class T>
 MatrixView<T> batch_cost(MatrixView<T> xb, MatrixView<T> yb, const Options& o,
                          std::vector<T>& out) {
@@ -233,8 +235,16 @@ void solve_partial_entropic(MatrixView<T> c, const Options& o, int threads, cons
 template <class T>
 BatchResult solve_pair(MatrixView<T> x, MatrixView<T> y, const index_t* I, index_t nb,
                        const index_t* J, index_t mb, const Options& o, int threads, Scratch<T>& s) {
-  const MatrixView<T> xb = gather(x, I, nb, s.xb), yb = gather(y, J, mb, s.yb);
-  const MatrixView<T> c = batch_cost(xb, yb, o, s.cost);
+  MatrixView<T> c;
+  if (o.metric == Metric::SqEuclidean && x.cols >= kGemmMinDim) {
+    // The GEMM form reads the batch rows in place (no gather).
+    s.gemm.assign(x, I, nb, y, J, mb);
+    s.cost.resize(std::size_t(nb * mb));
+    sqeuclidean_gemm_rows(s.gemm, 0, nb, s.cost.data(), mb);
+    c = MatrixView<T>(s.cost.data(), nb, mb);
+  } else {
+    c = batch_cost(gather(x, I, nb, s.xb), gather(y, J, mb, s.yb), o, s.cost);
+  }
   s.a.assign(std::size_t(nb), o.weight_x);
   s.b.assign(std::size_t(mb), o.weight_y);
   BatchResult out;
