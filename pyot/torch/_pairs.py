@@ -71,9 +71,14 @@ def _sqeuclidean(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
     dtype = x0.dtype if x0.dtype in (torch.float32, torch.float64) else torch.float32
     with torch.no_grad():
         u, v = x0.detach().to(dtype), x1.detach().to(dtype)
-        center = torch.cat([u, v], dim=1).mean(dim=1, keepdim=True)
+        # The common mean without concatenating the clouds (one read of each, no copy).
+        center = (u.sum(dim=1, keepdim=True) + v.sum(dim=1, keepdim=True)) / (
+            u.shape[1] + v.shape[1]
+        )
         u, v = u - center, v - center
-        cost = (u * u).sum(-1)[:, :, None] + (v * v).sum(-1)[:, None, :]
+        cost = torch.einsum("bnd,bnd->bn", u, u)[:, :, None] + torch.einsum(
+            "bmd,bmd->bm", v, v
+        )[:, None, :]
         cost = cost.baddbmm_(u, v.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
     return np.ascontiguousarray(cost.cpu().numpy())
 
@@ -189,12 +194,18 @@ def ot_pairs(
     permutation = solver == "emd" and n0 == n1
     if permutation:
         k, rows, cols, mass = _emd_plans(cost, fn)
-        # The optimal vertex of the assignment polytope is a permutation: each row's one entry
-        # of mass 1/n (the largest by far: degenerate pivots leave at most round-off beside it).
-        dense = np.zeros((batch, n0, n1))
-        dense[k, rows, cols] = mass
         i = np.tile(np.arange(n0), (batch, 1))
-        j = dense.argmax(axis=2)
+        if len(rows) == batch * n0:
+            # The assignment solver's plans: one cell per row, a permutation.
+            j = np.empty((batch, n0), dtype=np.int64)
+            j[k, rows] = cols
+        else:
+            # The network simplex's optimal vertex is a permutation too: each row's one entry
+            # of mass 1/n (the largest by far: degenerate pivots leave at most round-off
+            # beside it).
+            dense = np.zeros((batch, n0, n1))
+            dense[k, rows, cols] = mass
+            j = dense.argmax(axis=2)
     else:
         rng = V.generator(seed, fn)
         if solver == "emd":

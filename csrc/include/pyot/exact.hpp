@@ -571,6 +571,23 @@ PYOT_MULTIVERSION index_t first_equal(const F* x, index_t n, F value) {
   return n;
 }
 
+// Column minima, one row at a time: v_j = min(v_j, C_ij), arg_j = i where C_ij is smaller
+// (the first row among equals). Returns the sum of C_ij - C_ij (NaN on a non-finite entry).
+template <class T>
+PYOT_MULTIVERSION double column_minima(const T* row, index_t n, index_t i, double* v,
+                                       index_t* arg) {
+  double probe = 0;
+#pragma omp simd reduction(+ : probe)
+  for (index_t j = 0; j < n; ++j) {
+    const double c = double(row[j]);
+    probe += c - c;
+    const bool lower = c < v[j];
+    arg[j] = lower ? i : arg[j];
+    v[j] = lower ? c : v[j];
+  }
+  return probe;
+}
+
 // h_j = C_ij - v_j for j < n; returns their least.
 template <class T>
 PYOT_MULTIVERSION double reduced_row(const T* row, const double* v, index_t n, double* h) {
@@ -619,12 +636,12 @@ PYOT_MULTIVERSION index_t relax(const T* row, const double* w, index_t n, index_
 
 // When the shortest-path searches beat the network simplex on a uniform square problem
 // (measured on uniform clouds, squared Euclidean costs, one thread): always up to
-// kAssignmentSmall points (by 3x at d = 64, about even at d = 2); above it only while the
-// reductions leave at most n / kFreeFraction rows free (each search costs O(n) vector passes;
-// about 5% stay free at d = 64, where the searches win 2x at n = 1000 to 2000, and 20% or
-// more at d = 2, where they lose 1.5 to 2x); never above kAssignmentMax, where the simplex's
-// pricing also runs on threads.
-constexpr index_t kAssignmentSmall = 512, kAssignmentMax = 2048, kFreeFraction = 10;
+// kAssignmentSmall points (3x faster at d = 64, even at d = 2); above it only while the
+// reductions leave at most n / kFreeFraction rows free (each search costs up to n vector
+// passes): 12 to 16% stay free at d = 8 to 64, where the searches win 2x at n = 1000 to 2000,
+// and about 30% at d = 2, where they lose up to 1.7x; never above kAssignmentMax, where the
+// simplex's pricing also runs on threads.
+constexpr index_t kAssignmentSmall = 512, kAssignmentMax = 2048, kFreeFraction = 5;
 inline bool worth_searching(index_t n, index_t free_rows) {
   return n <= kAssignmentSmall || free_rows * kFreeFraction <= n;
 }
@@ -670,14 +687,7 @@ class Assignment {
   std::vector<index_t> column_reduction() {
     std::vector<index_t> arg(std::size_t(n_), 0), matches(std::size_t(n_), 0), free;
     double probe = 0;  // NaN on any inf or NaN entry
-    for (index_t i = 0; i < n_; ++i) {
-      const T* row = C_.row(i);
-      for (index_t j = 0; j < n_; ++j) {
-        const double c = double(row[j]);
-        probe += c - c;
-        if (c < v_[j]) v_[j] = c, arg[j] = i;
-      }
-    }
+    for (index_t i = 0; i < n_; ++i) probe += column_minima(C_.row(i), n_, i, v_.data(), arg.data());
     require(probe == 0, "assignment: the cost has a non-finite entry");
     for (index_t j = n_ - 1; j >= 0; --j) {
       const index_t i = arg[j];
@@ -693,10 +703,8 @@ class Assignment {
         free.push_back(i);
       } else if (matches[i] == 1) {
         const index_t j1 = x_[i];
-        const T* row = C_.row(i);
-        double least = kInf;
-        for (index_t j = 0; j < n_; ++j)
-          if (j != j1) least = std::min(least, double(row[j]) - v_[j]);
+        reduced_row(C_.row(i), v_.data(), n_, d_.data());
+        const double least = least_except(d_.data(), n_, j1);
         if (least < kInf) v_[j1] -= least;
       }
     }
@@ -709,7 +717,9 @@ class Assignment {
   // the rows then still free go to the shortest-path searches. Returns them.
   std::vector<index_t> row_reduction(std::vector<index_t> free) {
     std::vector<index_t> left;
-    const index_t cap = 2 * n_ + 64;  // per round: measured best at d = 64, n = 64 to 1024
+    // Steps per round: measured best (within noise) from n = 64 to 2000, d = 2 to 3072; the
+    // vector searches are cheap enough that longer reductions do not pay.
+    const index_t cap = n_ / 2 + 64;
     index_t steps = 0;
     for (std::size_t k = 0; k < free.size();) {
       if (++steps > cap) {

@@ -148,10 +148,19 @@ struct GemmPoints {
     auto xrow = [&](index_t i) { return x.row(I ? I[i] : i); };
     auto yrow = [&](index_t j) { return y.row(J ? J[j] : j); };
     std::vector<double> mean(std::size_t(d), 0.0);
-    for (index_t i = 0; i < n; ++i)
+    // Rows of a batch are scattered: the next ones are fetched while one is summed.
+    constexpr index_t kAhead = 4;
+    auto prefetch = [&](const T* r) {
+      for (index_t k = 0; k < d; k += index_t(64 / sizeof(T))) __builtin_prefetch(r + k);
+    };
+    for (index_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) prefetch(xrow(i + kAhead));
       for (index_t k = 0; k < d; ++k) mean[k] += double(xrow(i)[k]);
-    for (index_t j = 0; j < m; ++j)
+    }
+    for (index_t j = 0; j < m; ++j) {
+      if (j + kAhead < m) prefetch(yrow(j + kAhead));
       for (index_t k = 0; k < d; ++k) mean[k] += double(yrow(j)[k]);
+    }
     for (double& c : mean) c /= double(n + m);
     xr.resize(std::size_t(n * d));
     yc.resize(std::size_t(d * m));
