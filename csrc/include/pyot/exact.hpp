@@ -719,7 +719,7 @@ class Assignment {
     std::vector<index_t> left;
     // Steps per round: measured best (within noise) from n = 64 to 2000, d = 2 to 3072; the
     // vector searches are cheap enough that longer reductions do not pay.
-    const index_t cap = n_ / 2 + 64;
+    const index_t cap = n_ / 2;
     index_t steps = 0;
     for (std::size_t k = 0; k < free.size();) {
       if (++steps > cap) {
