@@ -43,8 +43,9 @@ def assert_identical(r1, r2):
 
 
 class TestMOT:
-    def test_one_full_batch_equals_emd(self, rng, dtype):
-        x, y = clouds(rng, 40, 40, dtype=dtype)
+    @pytest.mark.parametrize("d", [3, 20])  # 20: batch costs in the GEMM form
+    def test_one_full_batch_equals_emd(self, rng, dtype, d):
+        x, y = clouds(rng, 40, 40, d, dtype=dtype)
         res = pyot.minibatch_ot(x, y, batch_size=40, n_batches=1, seed=0, return_plan=True)
         full = pyot.emd(pyot.cost_matrix(x, y))
         rtol = 1e-5 if dtype == np.float32 else 1e-12
@@ -403,6 +404,22 @@ class TestOtPairs:
         best = cost[rows, cols].sum()
         assert float(((p0 - p1) ** 2).sum()) == pytest.approx(best, rel=1e-10)
         np.testing.assert_array_equal(i.numpy(), np.arange(n))
+
+    @pytest.mark.parametrize("d", [2, 64])
+    def test_large_batch_either_exact_solver(self, rng, d):
+        # Above 512 points low-dimensional costs go to the network simplex (its plan read by
+        # the largest entry per row), high-dimensional ones to the assignment solver.
+        ot_pairs = torch_pairs()
+        import torch
+
+        x0 = torch.as_tensor(rng.uniform(size=(600, d)))
+        x1 = torch.as_tensor(rng.uniform(size=(600, d)))
+        _, _, _, j = ot_pairs(x0, x1, return_index=True)
+        assert sorted(j.tolist()) == list(range(600))
+        cost = sq_cost(x0.numpy(), x1.numpy())
+        rows, cols = linear_sum_assignment(cost)
+        assert cost[np.arange(600), j.numpy()].sum() == pytest.approx(cost[rows, cols].sum(),
+                                                                      rel=1e-12)
 
     def test_float32_and_images(self, rng):
         ot_pairs = torch_pairs()
