@@ -40,9 +40,8 @@ void gemm_cost(MatrixView<T> xv, MatrixView<T> yv, int threads, T* dst) {
   GemmPoints<T> g;
   g.assign(xv, yv);
   constexpr index_t rows = 16 * kGemmRows;
-  for_blocks(n, rows, resolve_threads(threads), [&](index_t i0, index_t i1) {
-    sqeuclidean_gemm_rows(g, i0, i1, dst + i0 * m, m);
-  });
+  for_blocks(n, rows, resolve_threads(threads),
+             [&](index_t i0, index_t i1) { sqeuclidean_gemm_rows(g, i0, i1, dst + i0 * m, m); });
   // A self-cost keeps its exact zero diagonal (ALGORITHMS 1).
   if (xv.data == yv.data && n == m && xv.ld == yv.ld)
     for (index_t i = 0; i < n; ++i) dst[i * m + i] = T(0);

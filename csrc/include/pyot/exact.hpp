@@ -687,7 +687,8 @@ class Assignment {
   std::vector<index_t> column_reduction() {
     std::vector<index_t> arg(std::size_t(n_), 0), matches(std::size_t(n_), 0), free;
     double probe = 0;  // NaN on any inf or NaN entry
-    for (index_t i = 0; i < n_; ++i) probe += column_minima(C_.row(i), n_, i, v_.data(), arg.data());
+    for (index_t i = 0; i < n_; ++i)
+      probe += column_minima(C_.row(i), n_, i, v_.data(), arg.data());
     require(probe == 0, "assignment: the cost has a non-finite entry");
     for (index_t j = n_ - 1; j >= 0; --j) {
       const index_t i = arg[j];

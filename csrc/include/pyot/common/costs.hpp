@@ -189,8 +189,8 @@ struct GemmPoints {
 
 // Rows [i0, i1) of the GEMM-form cost into out (row i at out + (i - i0) * ld).
 template <class T>
-PYOT_MULTIVERSION void sqeuclidean_gemm_rows(const GemmPoints<T>& g, index_t i0, index_t i1,
-                                             T* out, index_t ld) {
+PYOT_MULTIVERSION void sqeuclidean_gemm_rows(const GemmPoints<T>& g, index_t i0, index_t i1, T* out,
+                                             index_t ld) {
   constexpr index_t R = kGemmRows, W = index_t(64 / sizeof(T));
   const index_t m = g.m, d = g.d;
   const T* xr = g.xr.data();
