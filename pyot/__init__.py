@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import maps  # noqa: F401 - pyot.maps as an attribute; its names stay out of __all__
 from ._config import config, cuda_available, show_config
 from ._result import (
     ConvergenceWarning,

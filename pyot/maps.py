@@ -298,8 +298,11 @@ def monge_gap(
     if _torch_tensor(x) or _torch_tensor(tx):
         return _monge_gap_torch(fn, x, tx, eps=eps, metric=metric, a=a, p=p, tol=tol,
                                 max_iter=max_iter, threads=threads)
-    xs, ts = _points(x, tx, fn)
+    xs = V.as_array(x, "x", fn, ndim=2)
+    ts = V.as_array(tx, "tx", fn, ndim=2)
     _same_count(xs.shape, ts.shape, fn)
+    dtype = V.float_dtype(xs, ts)
+    xs, ts = xs.astype(dtype, copy=False), ts.astype(dtype, copy=False)
     metric, p = _metric(metric, p, fn)
     geom = PointCloud._trusted(xs, ts, metric, p)
     solved = _run(fn, geom, a, a, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
@@ -534,7 +537,7 @@ def fit_monge_gap_map(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            history[:, step] = (float(loss), float(fit), float(gap))
+            history[:, step] = (float(loss.detach()), float(fit.detach()), float(gap.detach()))
             bar.update()
             bar.set_postfix(loss=f"{history[0, step]:.4g}")
     finally:
