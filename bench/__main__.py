@@ -47,6 +47,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "m-OT on threads vs a Python loop over POT ot.emd; Dask LocalCluster vs threads; "
         "ot_pairs (OT-CFM pairing) vs POT ot.dist + ot.emd",
     ),
+    "maps": (
+        "bench.maps",
+        "EntropicMap evaluation vs a numpy/POT barycentric projection and OTT-JAX "
+        "DualPotentials.transport; one fit_monge_gap_map step vs OTT-JAX's MongeGapEstimator step",
+    ),
 }
 
 
