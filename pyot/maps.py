@@ -278,7 +278,7 @@ def monge_gap(
     float or torch.Tensor
         A float for arrays; for tensors a 0-d tensor differentiable with respect to ``x`` and
         ``tx`` (the OT term by the envelope theorem, computed by the core without an
-        ``(n, n)`` array).
+        ``(n, n)`` array); not with respect to ``a``.
 
     Raises
     ------
@@ -335,6 +335,7 @@ def _monge_gap_torch(fn: str, x: Any, tx: Any, *, eps, metric, a, p, tol, max_it
     xt = T.tensor(x, "x", fn, ndim=(2,))
     tt = T.tensor(tx, "tx", fn, ndim=(2,))
     wa = T.weights(a, "a", fn, xt, ndim=(1,))
+    wa = wa.detach() if wa is not None else None  # weights are data here, not parameters
     T.same_kind(fn, x=xt, tx=tt, a=wa)
     _same_count(xt.shape, tt.shape, fn)
     metric, p = _metric(metric, p, fn)
