@@ -104,9 +104,9 @@ class EntropicMap:
     >>> x = rng.normal(size=(200, 2))
     >>> T = pyot.maps.EntropicMap(x, x + 3.0, eps=0.01)
     >>> z = np.array([[0.0, 0.0], [0.5, -0.5]])
-    >>> np.round(T(z), 1)  # a translation is recovered
+    >>> np.round(T(z), 1)  # the translation z + 3, up to the entropic bias
     array([[3. , 3. ],
-           [3.5, 2.5]])
+           [3.4, 2.6]])
     """
 
     def __init__(
@@ -486,8 +486,9 @@ def fit_monge_gap_map(
     --------
     >>> import numpy as np, pyot.maps
     >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(256, 2))
-    >>> fitted = pyot.maps.fit_monge_gap_map(x, x + 2.0, eps=0.05, steps=100, lr=1e-2, seed=0)
+    >>> x = rng.normal(size=(128, 2))
+    >>> fitted = pyot.maps.fit_monge_gap_map(x, x + 2.0, eps=0.1, steps=60, lr=2e-2, seed=0,
+    ...                                      tol=1e-3)
     >>> bool(fitted.loss_history[-1] < 0.1 * fitted.loss_history[0])
     True
     >>> fitted(np.zeros((1, 2))).shape

@@ -1096,7 +1096,7 @@ PYOT_ALWAYS_INLINE double coordinate_slope(double t, double pm1) {
 
 }  // namespace detail
 
-// What gradient_block sums over the pairs (i, j) of a row, with w_ij = exp(hb_j + ha_i - c_ij / eps):
+// What gradient_block sums over the pairs (i, j) of a row, w_ij = exp(hb_j + ha_i - c_ij / eps):
 //   Plan    the point gradient sum_j w_ij grad_1 c(p_i, q_j) (w = P_ij when ha = log a + f / eps);
 //   Map     the entropic map's sums sum_j w_ij v_j (into acc) and sum_j w_ij (into alpha), with
 //           ha_i replaced by -m_i, m_i the running maximum of hb_j - c_ij / eps: an online
