@@ -57,7 +57,7 @@ def _plot(path: Path, x: np.ndarray, y: np.ndarray, rows: list) -> bool:
     fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 4.4), dpi=110,
                              squeeze=False)
     show = slice(0, 120)
-    for ax, (label, metric, fitted, _t, tx) in zip(axes[0], rows, strict=True):
+    for ax, (label, metric, tx) in zip(axes[0], rows, strict=True):
         ax.scatter(*y.T, s=5, color="tab:orange", alpha=0.4, label="target y (ring)")
         ax.scatter(*x[show].T, s=8, color="tab:blue", label="source x (Gaussian)")
         d = tx[show] - x[show]
@@ -100,7 +100,7 @@ def run(outdir: str = ".", seed: int = 0) -> list[str]:
     if len(rows) == 1:
         lines.append("(torch is not installed: no Monge-gap maps; pip install torch)")
     path = Path(outdir) / "monge_gap_map.png"
-    if _plot(path, x, y, [(r[0], r[1], r[2], r[3], r[4]) for r in rows]):
+    if _plot(path, x, y, [(r[0], r[1], r[4]) for r in rows]):
         lines.append(f"wrote {path}")
     else:
         lines.append("matplotlib is not installed: no picture (pip install 'pyot-engine[plot]')")

@@ -434,6 +434,7 @@ def fit_monge_gap_map(
     seed: object = None,
     metric: str = "sqeuclidean",
     tol: float = 1e-6,
+    threads: int | None = None,
     progress: bool = False,
 ) -> MongeGapMap:
     """Fits a transport map from ``x`` to ``y`` with the Monge gap as regularizer.
@@ -473,10 +474,13 @@ def fit_monge_gap_map(
     tol : float
         Stopping tolerance (L1 marginal error) of the Sinkhorn solves of every step; a looser
         one (1e-3, OTT-JAX's default) makes steps cheaper at the price of noisier gradients.
+    threads : int, optional
+        Threads of the compiled core in every solve (``None``: all cores).
     progress : bool
         Show a tqdm bar.
 
-    ``metric``, ``tol`` and ``progress`` are pyot additions to the signature of API.md.
+    ``metric``, ``tol``, ``threads`` and ``progress`` are pyot additions to the signature of
+    API.md.
 
     Returns
     -------
@@ -503,6 +507,7 @@ def fit_monge_gap_map(
     metric_name, p = _metric(metric, 2.0, fn)
     eps = V.positive(eps, "eps", fn)
     tol = V.non_negative(tol, "tol", fn)
+    V.threads(threads, fn)
     reg = V.non_negative(reg, "reg", fn)
     steps = V.integer(steps, "steps", fn, minimum=1)
     lr = V.positive(lr, "lr", fn)
@@ -539,9 +544,9 @@ def fit_monge_gap_map(
                     f"{fn}: model must map (B, d) to (B, d), got {tuple(tb.shape)} from "
                     f"{tuple(xb.shape)}"
                 )
-            fit = sinkhorn_divergence(tb, yb, eps=eps, metric=metric_name, p=p, tol=tol)
-            gap = (monge_gap(xb, tb, eps=eps, metric=metric_name, p=p, tol=tol) if reg > 0
-                   else tb.new_zeros(()))
+            options = dict(eps=eps, metric=metric_name, p=p, tol=tol, threads=threads)
+            fit = sinkhorn_divergence(tb, yb, **options)
+            gap = monge_gap(xb, tb, **options) if reg > 0 else tb.new_zeros(())
             loss = fit + reg * gap
             opt.zero_grad()
             loss.backward()

@@ -420,6 +420,8 @@ def test_monge_gap_bad_input(args, kwargs, exc, match):
     (dict(eps=0.1, seed=-1), ValueError, "seed must be a non-negative"),
     (dict(eps=0.1, metric="l1"), ValueError, "metric must be one of"),
     (dict(eps=0.1, progress="yes"), TypeError, "progress must be True or False"),
+    (dict(eps=0.1, threads=0), ValueError, "threads must be >= 1"),
+    (dict(eps=0.1, tol=-1.0), ValueError, "tol must be a non-negative"),
     (dict(eps=0.1, model="mlp"), TypeError, "model must be a torch.nn.Module"),
     (dict(eps=0.1, model=torch.nn.Linear(2, 3, dtype=torch.float64)), ValueError,
      r"model must map \(B, d\) to \(B, d\)"),
