@@ -52,6 +52,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "inverse OT (bilinear cost, l1): time to tol and support F1 vs FISTA over POT "
         "ot.sinkhorn",
     ),
+    "maps": (
+        "bench.maps",
+        "EntropicMap evaluation vs a numpy/POT barycentric projection and OTT-JAX "
+        "DualPotentials.transport; one fit_monge_gap_map step vs OTT-JAX's MongeGapEstimator step",
+    ),
 }
 
 

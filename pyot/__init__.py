@@ -38,7 +38,9 @@ def _load_core() -> None:
 
 _load_core()
 
-from . import inverse as inverse  # importable as pyot.inverse; its names stay out of __all__
+# pyot.inverse and pyot.maps as attributes; their names stay out of __all__
+from . import inverse as inverse
+from . import maps as maps
 from ._config import config, cuda_available, show_config
 from ._result import (
     ConvergenceWarning,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
 def build_info() -> dict:
     ...
 @typing.overload
@@ -119,6 +119,26 @@ def sinkhorn_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.ND
 def sinkhorn_dense(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], cost_range: numpy.typing.NDArray[numpy.float64], eps_start: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, method: typing.SupportsInt | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
     Batched dense Sinkhorn; f and g are updated in place. Returns (status, n_iter, marginal_error, value, objective), each of shape (B,).
+    """
+@typing.overload
+def sinkhorn_entropic_map(z: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, b: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Entropic map T(z) = sum_j w_j y_j, w = softmax_j(log b_j + (g_j - c(z, y_j)) / eps), one online pass: ((n, d) T(z), (n,) log normaliser), float64.
+    """
+@typing.overload
+def sinkhorn_entropic_map(z: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, b: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Entropic map T(z) = sum_j w_j y_j, w = softmax_j(log b_j + (g_j - c(z, y_j)) / eps), one online pass: ((n, d) T(z), (n,) log normaliser), float64.
+    """
+@typing.overload
+def sinkhorn_entropic_map_vjp(z: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, b: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], lse: numpy.typing.NDArray[numpy.float64], tz: numpy.typing.NDArray[numpy.float64], cot: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Vector-Jacobian product of the entropic map in z: (n, d) float64.
+    """
+@typing.overload
+def sinkhorn_entropic_map_vjp(z: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, b: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], lse: numpy.typing.NDArray[numpy.float64], tz: numpy.typing.NDArray[numpy.float64], cot: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Vector-Jacobian product of the entropic map in z: (n, d) float64.
     """
 @typing.overload
 def sinkhorn_online(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, cost_range: typing.SupportsFloat | typing.SupportsIndex, eps_start: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:

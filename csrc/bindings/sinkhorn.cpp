@@ -1,4 +1,5 @@
-// Bindings of the entropic family: dense (batched), online and symmetric Sinkhorn solves.
+// Bindings of the entropic family: dense (batched), online and symmetric Sinkhorn solves, point
+// gradients and the entropic map.
 #include "pyot/sinkhorn.hpp"
 
 #include <pybind11/stl.h>
@@ -180,6 +181,60 @@ carray<double> sinkhorn_point_gradient(const carray<T>& x, const carray<T>& y, i
   return out;
 }
 
+// Views of the query points z (n, d) and targets y (m, d) of an entropic map, with the
+// targets' weights b and potentials g (m long) checked.
+template <class T>
+std::pair<MatrixView<T>, MatrixView<T>> map_points(const carray<T>& z, const carray<T>& y,
+                                                   int metric, const carray<double>& b,
+                                                   const carray<double>& g, double eps) {
+  const MatrixView<T> zv = matrix(z, "z"), yv = matrix(y, "y");
+  require(zv.cols == yv.cols, "z and y must have the same number of columns");
+  require_shape(b, {yv.rows}, "b");
+  require_shape(g, {yv.rows}, "g");
+  require(metric >= 0 && metric <= 4, "unknown metric");
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  return {zv, yv};
+}
+
+// The entropic map T(z) from the target side of a solve (y, b, g): ((n, d) T(z), (n,) log
+// normaliser), both float64.
+template <class T>
+std::tuple<carray<double>, carray<double>> sinkhorn_entropic_map(
+    const carray<T>& z, const carray<T>& y, int metric, double p, const carray<double>& b,
+    const carray<double>& g, double eps, int threads) {
+  const auto [zv, yv] = map_points(z, y, metric, b, g, eps);
+  carray<double> out({zv.rows, zv.cols}), lse(zv.rows);
+  double* dst = out.mutable_data();
+  double* lp = lse.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::entropic_map(zv, yv, static_cast<Metric>(metric), p, b.data(), g.data(), eps, dst, lp,
+                     threads);
+  }
+  return {out, lse};
+}
+
+// d<cot, T(z)>/dz, (n, d) float64, from the forward's T(z) and log normaliser.
+template <class T>
+carray<double> sinkhorn_entropic_map_vjp(const carray<T>& z, const carray<T>& y, int metric,
+                                         double p, const carray<double>& b,
+                                         const carray<double>& g, const carray<double>& lse,
+                                         const carray<double>& tz, const carray<double>& cot,
+                                         double eps, int threads) {
+  const auto [zv, yv] = map_points(z, y, metric, b, g, eps);
+  require_shape(lse, {zv.rows}, "lse");
+  require_shape(tz, {zv.rows, zv.cols}, "tz");
+  require_shape(cot, {zv.rows, zv.cols}, "cot");
+  carray<double> out({zv.rows, zv.cols});
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::entropic_map_vjp(zv, yv, static_cast<Metric>(metric), p, b.data(), g.data(), eps,
+                         lse.data(), tz.data(), cot.data(), dst, threads);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_sinkhorn(py::module_& m) {
@@ -213,4 +268,18 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("g").noconvert(), py::kw_only(), py::arg("eps"), py::arg("threads"),
                     "sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of "
                     "P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_entropic_map", sinkhorn_entropic_map, py::arg("z").noconvert(),
+                    py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
+                    py::arg("b").noconvert(), py::arg("g").noconvert(), py::kw_only(),
+                    py::arg("eps"), py::arg("threads"),
+                    "Entropic map T(z) = sum_j w_j y_j, w = softmax_j(log b_j + (g_j - "
+                    "c(z, y_j)) / eps), one online pass: ((n, d) T(z), (n,) log normaliser), "
+                    "float64.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_entropic_map_vjp", sinkhorn_entropic_map_vjp,
+                    py::arg("z").noconvert(), py::arg("y").noconvert(), py::arg("metric"),
+                    py::arg("p"), py::arg("b").noconvert(), py::arg("g").noconvert(),
+                    py::arg("lse").noconvert(), py::arg("tz").noconvert(),
+                    py::arg("cot").noconvert(), py::kw_only(), py::arg("eps"),
+                    py::arg("threads"),
+                    "Vector-Jacobian product of the entropic map in z: (n, d) float64.");
 }

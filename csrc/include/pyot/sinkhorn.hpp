@@ -1096,39 +1096,99 @@ PYOT_ALWAYS_INLINE double coordinate_slope(double t, double pm1) {
 
 }  // namespace detail
 
+// What gradient_block sums over the pairs (i, j) of a row, w_ij = exp(hb_j + ha_i - c_ij / eps):
+//   Plan    the point gradient sum_j w_ij grad_1 c(p_i, q_j) (w = P_ij when ha = log a + f / eps);
+//   Map     the entropic map's sums sum_j w_ij v_j (into acc) and sum_j w_ij (into alpha), with
+//           ha_i replaced by -m_i, m_i the running maximum of hb_j - c_ij / eps: an online
+//           log-sum-exp that rescales the row's sums whenever the maximum grows;
+//   MapVjp  the point gradient with w_ij <G_i, v_j - T_i> in place of w_ij, ha_i = -log sum_j
+//           exp(hb_j - c_ij / eps) being the map's log-normaliser (w_ij its softmax weights).
+// v are the points the map averages (y itself: for the cosine q holds the normalised y).
+enum class Pairs { Plan, Map, MapVjp };
+
+template <class T>
+struct MapTerms {
+  const PointsT<T>* values = nullptr;  // v (Map, MapVjp)
+  double* running = nullptr;           // Map: m_i, (i1 - i0), in and out
+  const double* cot = nullptr;         // MapVjp: G, (i1 - i0) x d, row-major
+  const double* cot_t = nullptr;       // MapVjp: <G_i, T_i>, (i1 - i0)
+};
+
 // Rows [i0, i1) of the gradient; acc holds (i1 - i0) * d doubles, alpha (i1 - i0).
-template <Metric M, class T>
+template <Metric M, Pairs W = Pairs::Plan, class T>
 PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
                                       index_t i1, T pexp, const double* hb, const double* ha,
-                                      double inv_eps, double* acc, double* alpha) {
+                                      double inv_eps, double* acc, double* alpha,
+                                      const MapTerms<T>& terms = {}) {
+  constexpr bool kLinear = W == Pairs::Map || detail::kLinearGradient<M>;
   const index_t d = p.d;
   const double pm1 = double(pexp) - 1.0;
+  const PointsT<T>& v = W == Pairs::Plan ? q : *terms.values;
+  const PointsT<T>& sum_over = W == Pairs::Map ? v : q;  // the points whose weighted sum is kept
   T tile[kColBlock];
-  double coef[kColBlock];
+  double coef[kColBlock], factor[kColBlock];
   std::fill(acc, acc + (i1 - i0) * d, 0.0);
   std::fill(alpha, alpha + (i1 - i0), 0.0);
+  if constexpr (W == Pairs::Map) std::fill(terms.running, terms.running + (i1 - i0), kNegInf);
   for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
     const index_t j1 = std::min(q.n, j0 + kColBlock), len = j1 - j0;
     for (index_t i = i0; i < i1; ++i) {
-      if (ha[i] == kNegInf) continue;  // zero weight: no mass, no gradient
+      if constexpr (W != Pairs::Map) {
+        if (ha[i] == kNegInf) continue;  // zero weight: no mass, no gradient
+      }
       cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
       double* row = acc + (i - i0) * d;
       double a_sum = 0.0;
+      if constexpr (W == Pairs::Map) {
+        double tmax = kNegInf;
+#pragma omp simd reduction(max : tmax)
+        for (index_t t = 0; t < len; ++t) {
+          coef[t] = hb[j0 + t] - double(tile[t]) * inv_eps;
+          tmax = coef[t] > tmax ? coef[t] : tmax;
+        }
+        double& mx = terms.running[i - i0];
+        if (tmax == kNegInf) continue;  // only zero-weight targets in this tile
+        if (tmax > mx) {                // the maximum grew: rescale the sums kept so far
+          const double r = mx == kNegInf ? 0.0 : std::exp(mx - tmax);
+          for (index_t k = 0; k < d; ++k) row[k] *= r;
+          alpha[i - i0] *= r;
+          mx = tmax;
+        }
+        const double shift = mx;
 #pragma omp simd reduction(+ : a_sum)
-      for (index_t t = 0; t < len; ++t) {
-        const double c = double(tile[t]);
-        const double w = exp_vec(hb[j0 + t] + ha[i] - c * inv_eps);
-        coef[t] = detail::pair_coef<M>(w, c, pm1);
-        a_sum += M == Metric::Cosine ? w * (1.0 - c) : coef[t];
+        for (index_t t = 0; t < len; ++t) {
+          coef[t] = exp_vec(coef[t] - shift);
+          a_sum += coef[t];
+        }
+      } else {
+        if constexpr (W == Pairs::MapVjp) {
+          const double* gi = terms.cot + (i - i0) * d;
+          const double base = terms.cot_t[i - i0];
+          for (index_t t = 0; t < len; ++t) factor[t] = -base;
+          for (index_t k = 0; k < d; ++k) {
+            const T* vk = v.coord(k) + j0;
+            const double gk = gi[k];
+#pragma omp simd
+            for (index_t t = 0; t < len; ++t) factor[t] += gk * double(vk[t]);
+          }
+        }
+#pragma omp simd reduction(+ : a_sum)
+        for (index_t t = 0; t < len; ++t) {
+          const double c = double(tile[t]);
+          double w = exp_vec(hb[j0 + t] + ha[i] - c * inv_eps);
+          if constexpr (W == Pairs::MapVjp) w *= factor[t];
+          coef[t] = detail::pair_coef<M>(w, c, pm1);
+          a_sum += M == Metric::Cosine ? w * (1.0 - c) : coef[t];
+        }
       }
       alpha[i - i0] += a_sum;
       for (index_t k = 0; k < d; ++k) {
-        const T* qk = q.coord(k) + j0;
+        const T* qk = sum_over.coord(k) + j0;
         double s = 0.0;
-        if constexpr (detail::kLinearGradient<M>) {
+        if constexpr (kLinear) {
 #pragma omp simd reduction(+ : s)
           for (index_t t = 0; t < len; ++t) s += coef[t] * double(qk[t]);
-          row[k] -= s;
+          row[k] += W == Pairs::Map ? s : -s;
         } else {
           const double xk = double(p.point(i)[k]);
           for (index_t t = 0; t < len; ++t)
@@ -1140,6 +1200,36 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
   }
 }
 
+namespace detail {
+
+// dst (d values) = the point gradient of row i from gradient_block's row sums and alpha.
+template <Metric M, class T>
+void finish_gradient_row(const PointsT<T>& p, MatrixView<T> x, index_t i, const double* row,
+                         double alpha, double scale, double* dst) {
+  const index_t d = p.d;
+  if constexpr (M == Metric::Cosine) {
+    double norm = 0.0;
+    for (index_t k = 0; k < d; ++k) norm += double(x(i, k)) * double(x(i, k));
+    norm = std::sqrt(norm);
+    const double inv = norm > 0.0 ? scale / norm : 0.0;  // a zero row: no direction
+    for (index_t k = 0; k < d; ++k) dst[k] = inv * (alpha * double(p.point(i)[k]) + row[k]);
+  } else if constexpr (kLinearGradient<M>) {
+    for (index_t k = 0; k < d; ++k) dst[k] = scale * (alpha * double(x(i, k)) + row[k]);
+  } else {
+    for (index_t k = 0; k < d; ++k) dst[k] = scale * row[k];
+  }
+}
+
+// hb_j = log b_j + g_j / eps (-inf for a zero weight).
+inline std::vector<double> log_weighted(const double* b, const double* g, double inv_eps,
+                                        index_t m) {
+  std::vector<double> hb(m);
+  for (index_t j = 0; j < m; ++j) hb[j] = b[j] > 0.0 ? std::log(b[j]) + g[j] * inv_eps : kNegInf;
+  return hb;
+}
+
+}  // namespace detail
+
 // out (n x d, row-major) = sum_j P_ij grad_x c(x_i, y_j), see above.
 template <class T>
 void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, const double* a,
@@ -1148,9 +1238,8 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
   const index_t n = x.rows, m = y.rows, d = x.cols;
   require(y.cols == d, "x and y must have the same number of columns");
   const double inv_eps = 1.0 / eps;
-  std::vector<double> ha(n), hb(m);
-  for (index_t i = 0; i < n; ++i) ha[i] = a[i] > 0.0 ? std::log(a[i]) + f[i] * inv_eps : kNegInf;
-  for (index_t j = 0; j < m; ++j) hb[j] = b[j] > 0.0 ? std::log(b[j]) + g[j] * inv_eps : kNegInf;
+  const std::vector<double> ha = detail::log_weighted(a, f, inv_eps, n);
+  const std::vector<double> hb = detail::log_weighted(b, g, inv_eps, m);
   const int t = threads_for_work(threads, n * m);
   dispatch_metric(metric, [&](auto tag) {
     constexpr Metric M = decltype(tag)::value;
@@ -1159,22 +1248,86 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
       gradient_block<M>(px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
                         alpha.data());
+      for (index_t i = i0; i < i1; ++i)
+        detail::finish_gradient_row<M>(px, x, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
+                                       out + i * d);
+    });
+    return 0;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The entropic map (ALGORITHMS 9) at query points z: T(z_i) = sum_j w_ij y_j with
+// w_ij = softmax_j(log b_j + (g_j - c(z_i, y_j)) / eps), one online pass over tiles of y, O(m d)
+// per query and no n x m array. out (n x d) receives T(z), lse (n) the log-normaliser
+// log sum_j exp(log b_j + (g_j - c(z_i, y_j)) / eps) (-f(z_i) / eps, the backward's shift).
+template <class T>
+void entropic_map(MatrixView<T> z, MatrixView<T> y, Metric metric, double p, const double* b,
+                  const double* g, double eps, double* out, double* lse, int threads) {
+  const index_t n = z.rows, m = y.rows, d = z.cols;
+  require(y.cols == d, "z and y must have the same number of columns");
+  const double inv_eps = 1.0 / eps;
+  const std::vector<double> hb = detail::log_weighted(b, g, inv_eps, m);
+  const int t = threads_for_work(threads, n * m);
+  dispatch_metric(metric, [&](auto tag) {
+    constexpr Metric M = decltype(tag)::value;
+    constexpr bool kNormalise = M == Metric::Cosine;
+    const PointsT<T> pz(z, kNormalise), py(y, kNormalise);
+    const PointsT<T> raw = kNormalise ? PointsT<T>(y, false) : PointsT<T>();
+    MapTerms<T> terms;
+    terms.values = kNormalise ? &raw : &py;
+    for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
+      std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0), running(i1 - i0);
+      MapTerms<T> mine = terms;
+      mine.running = running.data();
+      gradient_block<M, Pairs::Map>(pz, py, i0, i1, T(p), hb.data(), nullptr, inv_eps,
+                                    acc.data(), alpha.data(), mine);
       for (index_t i = i0; i < i1; ++i) {
-        const double* row = acc.data() + (i - i0) * d;
-        double* dst = out + i * d;
-        if constexpr (M == Metric::Cosine) {
-          double norm = 0.0;
-          for (index_t k = 0; k < d; ++k) norm += double(x(i, k)) * double(x(i, k));
-          norm = std::sqrt(norm);
-          const double scale = norm > 0.0 ? 1.0 / norm : 0.0;  // a zero row: no direction
-          for (index_t k = 0; k < d; ++k)
-            dst[k] = scale * (alpha[i - i0] * double(px.point(i)[k]) + row[k]);
-        } else if constexpr (detail::kLinearGradient<M>) {
-          for (index_t k = 0; k < d; ++k) dst[k] = alpha[i - i0] * double(x(i, k)) + row[k];
-        } else {
-          std::copy(row, row + d, dst);
-        }
+        const double s = alpha[i - i0];
+        require(s > 0.0, "every target has zero weight");
+        for (index_t k = 0; k < d; ++k) out[i * d + k] = acc[(i - i0) * d + k] / s;
+        lse[i] = running[i - i0] + std::log(s);
       }
+    });
+    return 0;
+  });
+}
+
+// The vector-Jacobian product of entropic_map in z: with G = cot (n x d), tz = T(z) and lse
+// from entropic_map, out_i = -(1/eps) sum_j w_ij <G_i, y_j - T(z_i)> grad_z c(z_i, y_j)
+// (d w_ij / d z_i = -(w_ij / eps) (grad c_ij - sum_k w_ik grad c_ik)), one more online pass.
+template <class T>
+void entropic_map_vjp(MatrixView<T> z, MatrixView<T> y, Metric metric, double p, const double* b,
+                      const double* g, double eps, const double* lse, const double* tz,
+                      const double* cot, double* out, int threads) {
+  const index_t n = z.rows, m = y.rows, d = z.cols;
+  require(y.cols == d, "z and y must have the same number of columns");
+  const double inv_eps = 1.0 / eps;
+  const std::vector<double> hb = detail::log_weighted(b, g, inv_eps, m);
+  std::vector<double> ha(n), cot_t(n);
+  for (index_t i = 0; i < n; ++i) {
+    ha[i] = -lse[i];
+    double s = 0.0;
+    for (index_t k = 0; k < d; ++k) s += cot[i * d + k] * tz[i * d + k];
+    cot_t[i] = s;
+  }
+  const int t = threads_for_work(threads, n * m);
+  dispatch_metric(metric, [&](auto tag) {
+    constexpr Metric M = decltype(tag)::value;
+    constexpr bool kNormalise = M == Metric::Cosine;
+    const PointsT<T> pz(z, kNormalise), py(y, kNormalise);
+    const PointsT<T> raw = kNormalise ? PointsT<T>(y, false) : PointsT<T>();
+    for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
+      std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
+      MapTerms<T> terms;
+      terms.values = kNormalise ? &raw : &py;
+      terms.cot = cot + i0 * d;
+      terms.cot_t = cot_t.data() + i0;
+      gradient_block<M, Pairs::MapVjp>(pz, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps,
+                                       acc.data(), alpha.data(), terms);
+      for (index_t i = i0; i < i1; ++i)
+        detail::finish_gradient_row<M>(pz, z, i, acc.data() + (i - i0) * d, alpha[i - i0],
+                                       -inv_eps, out + i * d);
     });
     return 0;
   });
