@@ -140,6 +140,10 @@ def run_demo(out_dir: str = ".", seed: int = 0) -> int:
     from . import _demo_inverse
 
     _demo_inverse.run(out_dir, seed=seed)
+    print()
+    from . import _demo_maps
+
+    _demo_maps.run(out_dir, seed=seed)
     return 0
 
 
