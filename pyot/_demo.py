@@ -72,6 +72,13 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
     ]
 
 
+def picture_line(path: Path, drawn: bool) -> str:
+    """The demo's line about a picture: where it was written, or why there is none."""
+    if drawn:
+        return f"wrote {path}"
+    return "matplotlib is not installed: no picture (pip install 'pyot-engine[plot]')"
+
+
 def _row(name: str, size: str, solve: Callable[[], object]) -> tuple:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pyot.ConvergenceWarning)
@@ -132,10 +139,7 @@ def run_demo(out_dir: str = ".", seed: int = 0) -> int:
     for r in rows:
         print("  ".join(_fmt(v).ljust(w) for v, w in zip(r, widths, strict=True)))
     path = Path(out_dir) / "pyot_demo_plan.png"
-    if _plot(path, rng):
-        print(f"wrote {path}")
-    else:
-        print("matplotlib is not installed: no picture (pip install 'pyot-engine[plot]')")
+    print(picture_line(path, _plot(path, rng)))
     print()
     from . import _demo_inverse
 

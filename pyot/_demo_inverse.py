@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._demo import picture_line
 from .inverse import fit_cost
 
 D_X, D_Y, N_PAIRS, EPS = 8, 6, 2000, 1.0
@@ -81,10 +82,7 @@ def run(outdir: str | Path = ".", seed: int = 0) -> list[str]:
                      f"{int(res.support.sum()):>9}{f1:>6.2f}{signs!s:>7}")
         fits.append((f"recovered, {label}", res.weights))
     path = Path(outdir) / "inverse_ot.png"
-    if _plot(path, a_true, fits):
-        lines.append(f"wrote {path}")
-    else:
-        lines.append("matplotlib is not installed: no picture (pip install 'pyot-engine[plot]')")
+    lines.append(picture_line(path, _plot(path, a_true, fits)))
     for line in lines:
         print(line)
     return lines

@@ -16,6 +16,7 @@ import numpy as np
 
 import pyot
 import pyot.maps
+from pyot._demo import picture_line
 
 EPS = 0.05
 
@@ -100,10 +101,7 @@ def run(outdir: str = ".", seed: int = 0) -> list[str]:
     if len(rows) == 1:
         lines.append("(torch is not installed: no Monge-gap maps; pip install torch)")
     path = Path(outdir) / "monge_gap_map.png"
-    if _plot(path, x, y, [(r[0], r[1], r[4]) for r in rows]):
-        lines.append(f"wrote {path}")
-    else:
-        lines.append("matplotlib is not installed: no picture (pip install 'pyot-engine[plot]')")
+    lines.append(picture_line(path, _plot(path, x, y, [(r[0], r[1], r[4]) for r in rows])))
     for line in lines:
         print(line)
     return lines
