@@ -35,10 +35,17 @@ def _torch_tensor(value: object) -> bool:
     return torch is not None and isinstance(value, torch.Tensor)
 
 
-def _numpy(value: object) -> object:
-    """Tensors as detached numpy arrays (fitted data carries no gradient), others as given."""
+def _numpy(value: object, name: str, fn: str) -> object:
+    """CPU tensors as detached numpy arrays (fitted data carries no gradient), others as given.
+    A tensor on another device is refused rather than copied to the host behind the caller's
+    back (the rule of :mod:`pyot.torch`)."""
     if _torch_tensor(value):
-        return value.detach().cpu().numpy()
+        if value.device.type != "cpu":
+            raise ValueError(
+                f"{fn}: {name} is on {value.device}; pyot.maps runs on CPU tensors (move it "
+                f"with {name}.cpu())"
+            )
+        return value.detach().numpy()
     return value
 
 
@@ -124,13 +131,13 @@ class EntropicMap:
         threads: int | None = None,
     ) -> None:
         fn = "pyot.maps.EntropicMap"
-        xs, ys = _points(_numpy(x), _numpy(y), fn)
+        xs, ys = _points(_numpy(x, "x", fn), _numpy(y, "y", fn), fn)
         self.metric, self.p = _metric(metric, p, fn)
         self.eps = V.positive(eps, "eps", fn)
         self._threads = V.threads(threads, fn)
         geom = PointCloud._trusted(xs, ys, self.metric, self.p)
-        solved = _run(fn, geom, _numpy(a), _numpy(b), eps=self.eps, tol=tol, max_iter=max_iter,
-                      threads=threads, eps_scaling=None)
+        solved = _run(fn, geom, _numpy(a, "a", fn), _numpy(b, "b", fn), eps=self.eps, tol=tol,
+                      max_iter=max_iter, threads=threads, eps_scaling=None)
         self.result: SinkhornResult = solved.result
         self.f: np.ndarray = solved.f[0]
         self.g: np.ndarray = solved.g[0]
@@ -503,7 +510,7 @@ def fit_monge_gap_map(
 
     from .torch._sinkhorn import sinkhorn_divergence
 
-    xs, ys = _points(_numpy(x), _numpy(y), fn)
+    xs, ys = _points(_numpy(x, "x", fn), _numpy(y, "y", fn), fn)
     metric_name, p = _metric(metric, 2.0, fn)
     eps = V.positive(eps, "eps", fn)
     tol = V.non_negative(tol, "tol", fn)

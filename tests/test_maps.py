@@ -435,3 +435,12 @@ def test_fit_monge_gap_map_bad_input(kwargs, exc, match):
 def test_fit_monge_gap_map_bad_points():
     with pytest.raises(ValueError, match="x and y must have the same dimension"):
         maps.fit_monge_gap_map(_X, np.ones((4, 3)), eps=0.1, steps=1)
+
+
+def test_fitted_data_off_the_cpu_is_refused_not_copied():
+    x = torch.empty(20, 2, device="meta")
+    y = np.zeros((20, 2))
+    with pytest.raises(ValueError, match=r"x is on meta.*x\.cpu\(\)"):
+        maps.EntropicMap(x, y, eps=0.1)
+    with pytest.raises(ValueError, match=r"y is on meta"):
+        maps.fit_monge_gap_map(y, torch.empty(20, 2, device="meta"), eps=0.1, steps=1)
