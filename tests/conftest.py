@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -208,3 +210,12 @@ def force_online(monkeypatch):
     assert hasattr(mod, "_DENSE_LIMIT"), "pyot/sinkhorn.py must define _DENSE_LIMIT"
     monkeypatch.setattr(mod, "_DENSE_LIMIT", 0)
     return mod
+
+
+def run_python(code: str, cwd) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter: the same environment, but a neutral working directory
+    (a checkout's own pyot/ folder has no compiled core and must not shadow the installed one)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd,
+        check=False,
+    )

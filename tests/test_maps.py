@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import run_python
 from scipy.linalg import sqrtm
 from scipy.special import logsumexp
 
@@ -330,7 +330,7 @@ def test_fit_monge_gap_map_custom_model(rng):
     assert fitted(x).dtype == np.float64
 
 
-def test_import_without_torch():
+def test_import_without_torch(tmp_path):
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import numpy as np, pyot, pyot.maps\n"
@@ -338,8 +338,8 @@ def test_import_without_torch():
         "print(pyot.maps.EntropicMap(x, x + 1, eps=0.1)(x).shape, "
         "pyot.maps.monge_gap(x, x, eps=0.1) > 0, 'torch' in sys.modules and sys.modules['torch'])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["(30,", "2)", "True", "None"]
 
 

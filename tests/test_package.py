@@ -8,12 +8,11 @@ import importlib
 import importlib.metadata
 import io
 import os
-import subprocess
-import sys
 import types
 import warnings
 
 import pytest
+from conftest import run_python
 
 import pyot
 
@@ -127,18 +126,6 @@ def test_sinkhorn_submodule_is_reachable():
     assert mod._DENSE_LIMIT > 0
 
 
-def _run_python(code, cwd):
-    """Run `code` in a fresh interpreter (same environment, neutral working directory)."""
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        check=False,
-    )
-
-
 def test_import_does_not_import_torch(tmp_path):
     code = (
         "import sys, pyot\n"
@@ -146,13 +133,13 @@ def test_import_does_not_import_torch(tmp_path):
         " or m == 'pyot.torch')\n"
         "print(repr(bad))\n"
     )
-    proc = _run_python(code, tmp_path)
+    proc = run_python(code, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", f"import pyot imported: {proc.stdout.strip()}"
 
 
 def test_import_has_no_side_output(tmp_path):
-    proc = _run_python("import warnings; warnings.simplefilter('error'); import pyot", tmp_path)
+    proc = run_python("import warnings; warnings.simplefilter('error'); import pyot", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     assert proc.stderr == ""
