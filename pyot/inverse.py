@@ -144,6 +144,7 @@ class _Objective:
                 solved = _run(
                     self.fn, cost, self.a, self.b, eps=self.eps, tol=self.inner_tol,
                     max_iter=_INNER_MAX_ITER, threads=None, init=(self.f, self.g),
+                    value=False,  # only the objective is read: no <P, C> pass
                 )
             self.solves += 1
             self.failed += any(issubclass(c.category, ConvergenceWarning) for c in caught)

@@ -118,7 +118,11 @@ def _run(
     init: object = None,
     method: object = "auto",
     reg_marginals: tuple[float, float] = (math.inf, math.inf),
+    value: bool = True,
 ) -> Solved:
+    """The shared solve. ``value=False`` (internal callers that only read ``objective``, such as
+    pyot.inverse) skips ``<P, C>`` on dense costs, one exp pass over the cost: the result's
+    ``value`` is then NaN."""
     eps = V.positive(eps, "eps", fn)
     tol = V.non_negative(tol, "tol", fn)
     max_iter = V.integer(max_iter, "max_iter", fn, minimum=0)
@@ -153,7 +157,7 @@ def _run(
     else:
         out = _core.sinkhorn_dense(
             problem.cost, problem.a, problem.b, f, g, ranges, eps_start,
-            method=_METHODS[method], **options,
+            method=_METHODS[method], value=value, **options,
         )
     return Solved(problem, _result(fn, problem, out, f, g, eps), f, g, eps)
 

@@ -74,7 +74,7 @@ BatchOut sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const ca
                         carray<double>& f, carray<double>& g, const carray<double>& cost_range,
                         const carray<double>& eps_start, double eps, double tol, index_t max_iter,
                         double eps_scaling, int method, bool overrelax, double tau_a, double tau_b,
-                        int threads) {
+                        int threads, bool value) {
   require_ndim(cost, 3, "cost");
   const index_t batch = cost.shape(0), n = cost.shape(1), m = cost.shape(2);
   require_shape(a, {batch, n}, "a");
@@ -83,8 +83,9 @@ BatchOut sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const ca
   require_shape(g, {batch, m}, "g");
   require_shape(cost_range, {batch}, "cost_range");
   require_shape(eps_start, {batch}, "eps_start");
-  const sk::Options base =
+  sk::Options base =
       make_options(eps, tol, max_iter, eps_scaling, method, overrelax, tau_a, tau_b, threads);
+  base.value = value;
   BatchBuffers out(batch);
   const T* c = cost.data();
   double* fp = f.mutable_data();
@@ -244,8 +245,10 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("eps_start").noconvert(), py::kw_only(), py::arg("eps"), py::arg("tol"),
                     py::arg("max_iter"), py::arg("eps_scaling"), py::arg("method"),
                     py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"), py::arg("threads"),
+                    py::arg("value") = true,
                     "Batched dense Sinkhorn; f and g are updated in place. Returns (status, "
-                    "n_iter, marginal_error, value, objective), each of shape (B,).");
+                    "n_iter, marginal_error, value, objective), each of shape (B,); value is NaN "
+                    "when value=False (<P, C> not computed).");
   PYOT_DEF_FLOATING(
       m, "sinkhorn_online", sinkhorn_online, py::arg("x").noconvert(), py::arg("y").noconvert(),
       py::arg("metric"), py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),

@@ -315,13 +315,19 @@ class OnlineCost {
 // When |f - alpha| or |g - beta| exceeds `absorb` * eps the potentials are absorbed into K.
 // A half-step whose products under- or overflow returns false: the caller redoes it exactly in
 // the log domain.
+//
+// K is stored in double, or in float when `single` (loose tolerances): the products then read
+// half the bytes and still accumulate in double, but their ratios carry K's rounding (relative
+// 2^-24 per entry), so the driver confirms convergence with exact log-domain passes. A float
+// kernel whose entries would leave float's normal range (a row or column far from the
+// potentials K was built at) is rebuilt in double for the rest of the solve.
 template <class T>
 class ScalingKernel {
  public:
-  ScalingKernel(const DenseCost<T>& cost, double absorb)
+  ScalingKernel(const DenseCost<T>& cost, double absorb, bool single = false)
       : cost_(cost),
         absorb_(absorb),
-        k_(std::size_t(cost.rows()) * std::size_t(cost.cols())),
+        single_(single),
         alpha_(cost.rows(), 0.0),
         beta_(cost.cols(), 0.0),
         u_(cost.rows()),
@@ -336,6 +342,22 @@ class ScalingKernel {
     const double inv_eps = 1.0 / eps;
     std::vector<double> hb(m);
     for (index_t j = 0; j < m; ++j) hb[j] = beta_[j] * inv_eps;
+    const std::size_t size = std::size_t(n) * std::size_t(m);
+    if (single_) {
+      k32_.resize(size);
+      std::vector<char> normal(n_blocks(n, kRowBlock), 1);
+      for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+        for (index_t i = i0; i < i1; ++i) {
+          float* row = k32_.data() + i * m;
+          gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m, row);
+          if (!normal_row(row, m)) normal[i0 / kRowBlock] = 0;
+        }
+      });
+      if (std::find(normal.begin(), normal.end(), 0) == normal.end()) return;
+      single_ = false;  // some entry is subnormal, zero or huge in float: double from here on
+      std::vector<float>().swap(k32_);
+    }
+    k_.resize(size);
     for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       for (index_t i = i0; i < i1; ++i)
         gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m,
@@ -343,6 +365,14 @@ class ScalingKernel {
     });
   }
   bool ready_for(double eps) const { return eps_ == eps; }
+  // True while K is stored in float: the half-step ratios are then approximate.
+  bool single() const { return single_; }
+  // Switches to a double K rebuilt at (f, g) for the rest of the solve.
+  void to_double(const double* f, const double* g, int threads) {
+    single_ = false;
+    std::vector<float>().swap(k32_);
+    rebuild(f, g, eps_, threads);
+  }
 
   // Absorbs when the scalings have drifted too far from the stored kernel.
   void maybe_absorb(const double* f, const double* g, int threads) {
@@ -357,21 +387,36 @@ class ScalingKernel {
   // out_i = log((P 1)_i / a_i); false when some row's product under- or overflowed.
   bool row_log_ratio(const double* f, const double* g, const double* logb, double* out,
                      int threads) {
+    return single_ ? row_pass(k32_.data(), f, g, logb, out, threads)
+                   : row_pass(k_.data(), f, g, logb, out, threads);
+  }
+
+  // out_j = log((P^T 1)_j / b_j); false when some column's product under- or overflowed.
+  bool col_log_ratio(const double* f, const double* g, const double* loga, double* out,
+                     int threads) {
+    return single_ ? col_pass(k32_.data(), f, g, loga, out, threads)
+                   : col_pass(k_.data(), f, g, loga, out, threads);
+  }
+
+ private:
+  template <class K>
+  bool row_pass(const K* k, const double* f, const double* g, const double* logb, double* out,
+                int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
     for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb[j] + (g[j] - beta_[j]) * inv_eps);
     for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       for (index_t i = i0; i < i1; ++i) {
-        const double kv = row_dot(k_.data() + i * m, v_.data(), m);
+        const double kv = row_dot(k + i * m, v_.data(), m);
         out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(kv);
       }
     });
     return all_finite(out, n);
   }
 
-  // out_j = log((P^T 1)_j / b_j); false when some column's product under- or overflowed.
-  bool col_log_ratio(const double* f, const double* g, const double* loga, double* out,
-                     int threads) {
+  template <class K>
+  bool col_pass(const K* k, const double* f, const double* g, const double* loga, double* out,
+                int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
     for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga[i] + (f[i] - alpha_[i]) * inv_eps);
@@ -379,14 +424,24 @@ class ScalingKernel {
       const index_t len = j1 - j0;
       double acc[kColBlock] = {};
       for (index_t i = 0; i < n; ++i)
-        if (u_[i] != 0.0) col_axpy(k_.data() + i * m + j0, u_[i], len, acc);
+        if (u_[i] != 0.0) col_axpy(k + i * m + j0, u_[i], len, acc);
       for (index_t t = 0; t < len; ++t)
         out[j0 + t] = (g[j0 + t] - beta_[j0 + t]) * inv_eps + std::log(acc[t]);
     });
     return all_finite(out, m);
   }
 
- private:
+  // Every entry a normal float (rounding relative 2^-24), with room for the scalings.
+  static bool normal_row(const float* row, index_t len) {
+    float lo = std::numeric_limits<float>::max(), hi = 0.0f;
+    for (index_t j = 0; j < len; ++j) {
+      lo = std::min(lo, row[j]);
+      hi = std::max(hi, row[j]);
+    }
+    return lo >= kSingleLow && hi <= kSingleHigh;  // false on NaN as well
+  }
+  static constexpr float kSingleLow = 1e-30f, kSingleHigh = 1e30f;
+
   static bool all_finite(const double* x, index_t len) {
     for (index_t t = 0; t < len; ++t)
       if (!std::isfinite(x[t])) return false;
@@ -395,8 +450,10 @@ class ScalingKernel {
 
   const DenseCost<T>& cost_;
   double absorb_;
+  bool single_;
   double eps_ = 0.0;
-  std::vector<double> k_;  // double even for float32 costs: no accuracy floor near 1e-7
+  std::vector<double> k_;  // double K: no accuracy floor near 1e-7
+  std::vector<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
 };
 
@@ -420,6 +477,7 @@ struct Options {
   double cost_range = 0.0;     // max C - min C (or a bound): decides the domain per stage
   double scaling_limit = 0.0;  // auto's scaling domain: cold stages with cost_range / eps <= this
   int threads = 0;
+  bool value = true;  // compute Result::value (<P, C>, one exp pass); NaN when false
 };
 
 struct Result {
@@ -438,6 +496,14 @@ constexpr index_t kStageMaxIter = 10;
 // double-precision kernel from a cold start; potentials are absorbed past kAbsorbLimit.
 constexpr double kScalingRangeLimit = 500.0;
 constexpr double kAbsorbLimit = 200.0;
+// The scaling-domain kernel is stored in float when tol >= kSingleTol (float's rounding leaves
+// a true marginal error far below it; convergence is confirmed exactly anyway) and range(C) /
+// eps <= kSingleRangeLimit (entries stay normal floats around the potentials K is built at),
+// on kernels of at least kSingleMinEntries (smaller ones stay in cache: the products are not
+// memory bound and the double kernel's exact ratios cost nothing).
+constexpr double kSingleTol = 1e-7;
+constexpr double kSingleRangeLimit = 60.0;
+constexpr index_t kSingleMinEntries = index_t(1) << 16;
 // Sinkhorn-Newton-Sparse: entered once the error is below kNewtonStart and the observed rate
 // predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row. The line
 // search makes Newton safe from any start; measured on uniform clouds at eps = 1e-3, starting
@@ -720,7 +786,7 @@ class Driver {
       // objective are those of the target problem (its columns still off: converged=False).
       res_.status = Status::MaxIter;
       eps_ = schedule.back();
-      on_scaling_ = cols_exact_ = false;
+      on_scaling_ = cols_exact_ = approx_ = exact_cols_ = false;
       logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
       for (index_t i = 0; i < n_; ++i) f_[i] -= eps_ * r_[i];
       logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
@@ -753,13 +819,28 @@ class Driver {
 
   // Half-step ratios on the stage's domain; the log domain redoes any scaling-domain half-step
   // whose products under- or overflowed.
+  // A float kernel's ratios are approximate: approx_ says that r_ and cols_exact_ are relative
+  // to it, and the driver then measures the true error with exact log-domain passes.
   void row_ratio(double* out) {
-    if (!on_scaling_ || !scaling_->row_log_ratio(f_, g_, w_.logb.data(), out, threads_))
+    approx_ = on_scaling_ && scaling_->single();
+    if (!on_scaling_ || !scaling_->row_log_ratio(f_, g_, w_.logb.data(), out, threads_)) {
       logdom_.row_log_ratio(f_, g_, eps_, out, threads_);
+      approx_ = false;
+    }
   }
   void col_ratio(double* out) {
     if (!on_scaling_ || !scaling_->col_log_ratio(f_, g_, w_.loga.data(), out, threads_))
       logdom_.col_log_ratio(f_, g_, eps_, out, threads_);
+  }
+
+  // The exact row ratios (r_, row_err_) and column ratios (c_, returned error) at (f, g).
+  double exact_errors() {
+    logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
+    row_err_ = detail::side_error(w_.a, r_.data(), f_, o_.tau_a, n_);
+    logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
+    approx_ = cols_exact_ = false;
+    exact_cols_ = true;
+    return detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
   }
 
   void run_stage(double eps, double tol, index_t cap, bool warm) {
@@ -773,7 +854,7 @@ class Driver {
     const bool newton_ok = tol == o_.tol && o_.method == Method::Auto && balanced;
     double newton_below = kNewtonStart;
     std::vector<double> history;  // error estimates of this stage
-    cols_exact_ = false;
+    cols_exact_ = exact_cols_ = false;
     double col_err = kInf;
     res_.status = Status::MaxIter;
     while (true) {
@@ -784,8 +865,20 @@ class Driver {
         return;
       }
       if (cols_exact_ && row_err_ <= tol) {
-        res_.status = Status::Converged;
-        return;
+        if (!approx_ || tol != o_.tol) {
+          res_.status = Status::Converged;
+          return;
+        }
+        // Converged on the float kernel: confirmed by the exact error, else the solve goes on
+        // with a double kernel (not expected: float's rounding is far below kSingleTol).
+        col_err = exact_errors();
+        if (std::isnan(row_err_) || row_err_ + col_err <= tol) {
+          res_.status = std::isnan(row_err_) ? Status::NotFinite : Status::Converged;
+          return;
+        }
+        exact_cols_ = false;
+        scaling_->to_double(f_, g_, threads_);
+        continue;
       }
       if (res_.n_iter >= cap) return;
       const double est = cols_exact_ ? row_err_ : row_err_ + col_err;
@@ -807,6 +900,7 @@ class Driver {
       col_err = detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
       for (index_t j = 0; j < m_; ++j) g_[j] = (1.0 - w) * g_[j] + w * kb * (g_[j] - eps * c_[j]);
       cols_exact_ = w == 1.0;
+      exact_cols_ = false;
       if (on_scaling_) scaling_->maybe_absorb(f_, g_, threads_);
       ++res_.n_iter;
     }
@@ -868,9 +962,13 @@ class Driver {
     std::vector<double> val, rhs(n_ + m_), d(n_ + m_), fn(n_), gn(m_), rn(n_);
     const double* a = w_.a;
     const double* b = w_.b;
+    if (approx_) {  // r_ from a float kernel: Newton works on the exact ratios
+      logdom_.row_log_ratio(f_, g_, eps, r_.data(), threads_);
+      approx_ = false;
+    }
     double dual = detail::dot_masked(a, f_, n_) + detail::dot_masked(b, g_, m_) -
                   eps * detail::mass_from_ratio(a, r_.data(), n_);
-    cols_exact_ = false;
+    cols_exact_ = exact_cols_ = false;
     while (true) {
       logdom_.col_log_ratio(f_, g_, eps, c_.data(), threads_);
       row_err_ = detail::side_error(a, r_.data(), f_, kInf, n_);
@@ -922,21 +1020,26 @@ class Driver {
   }
 
   // Value, objective and the exact marginal error at the returned potentials; r_ holds the
-  // row ratios at them on entry (every stage exits right after measuring r_).
+  // row ratios at them on entry (every stage exits right after measuring r_), exactly unless
+  // approx_; c_ holds the exact column ratios when exact_cols_.
   void finish(double eps) {
     if (res_.status == Status::NotFinite) return;
     eps_ = eps;
     on_scaling_ = false;  // exact log-domain passes from here on
-    const bool need_cols = !cols_exact_ || o_.tau_b != kInf;
-    if (need_cols) {
-      logdom_.col_log_ratio(f_, g_, eps, c_.data(), threads_);
+    double col_err;
+    if (exact_cols_) {
+      col_err = detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
+    } else if (approx_) {
+      col_err = exact_errors();
+    } else {
+      if (!cols_exact_ || o_.tau_b != kInf) logdom_.col_log_ratio(f_, g_, eps, c_.data(), threads_);
+      col_err = cols_exact_ ? 0.0 : detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
     }
-    const double col_err =
-        cols_exact_ ? 0.0 : detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
     res_.marginal_error = row_err_ + col_err;
     if (res_.status == Status::Converged && res_.marginal_error > o_.tol)
       res_.status = Status::MaxIter;
-    res_.value = logdom_.transport_cost(f_, g_, eps, threads_);
+    res_.value = o_.value ? logdom_.transport_cost(f_, g_, eps, threads_)
+                          : std::numeric_limits<double>::quiet_NaN();
     const double mass = detail::mass_from_ratio(w_.a, r_.data(), n_);
     const double mass_term = eps * (mass - w_.sum_a * w_.sum_b);
     if (o_.tau_a == kInf && o_.tau_b == kInf) {
@@ -966,6 +1069,8 @@ class Driver {
   std::vector<double> r_, c_;
   double eps_ = 1.0, row_err_ = kInf;
   bool on_scaling_ = false, cols_exact_ = false;
+  bool approx_ = false;      // r_ and cols_exact_ come from a float kernel (not exact)
+  bool exact_cols_ = false;  // c_ holds the exact column ratios at (f, g)
   Result res_;
 };
 
@@ -989,7 +1094,9 @@ Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f,
       o.method == Method::Scaling ||
       (o.method == Method::Auto && (annealing || o.cost_range <= o.scaling_limit * first_eps));
   if (!may_scale) return solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o);
-  ScalingKernel<T> scaling(cost, kAbsorbLimit);
+  const bool single = o.tol >= kSingleTol && o.cost_range <= kSingleRangeLimit * o.eps &&
+                      c.rows * c.cols >= kSingleMinEntries;
+  ScalingKernel<T> scaling(cost, kAbsorbLimit, single);
   return solve(cost, &scaling, a, b, f, g, o);
 }
 
