@@ -1541,3 +1541,69 @@ class TestNewton:
         plan = res.plan
         err = np.abs(plan.sum(1) - 1 / 12).sum() + np.abs(plan.sum(0) - 1 / 12).sum()
         assert err <= 1e-11
+
+
+class TestSingleKernel:
+    """The scaling domain's float kernel (tol >= 1e-7 on costs of at least 2^16 entries whose
+    range is at most 60 eps): the reported error and the converged flag are the exact ones, and
+    the answer matches the double kernel's (tight tol, which keeps K in double)."""
+
+    @staticmethod
+    def true_error(cost, a, b, f, g, eps):
+        c = np.asarray(cost, np.float64)
+        plan = a[:, None] * b[None, :] * np.exp((f[:, None] + g[None, :] - c) / eps)
+        return np.abs(plan.sum(1) - a).sum() + np.abs(plan.sum(0) - b).sum()
+
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    @pytest.mark.parametrize("tol", [1e-5, 1e-7])
+    def test_exact_error_and_same_answer(self, rng, dtype, tol):
+        cost, a, b = problem(rng, 300, 280, dtype=dtype)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        res = pyot.sinkhorn(cost, a, b, eps=0.05, tol=tol, method="scaling")
+        assert res.converged
+        err = self.true_error(cost, a64, b64, np.float64(res.f), np.float64(res.g), 0.05)
+        atol = 1e-12 if dtype == np.float64 else 1e-6  # float32 potentials are rounded on return
+        np.testing.assert_allclose(res.marginal_error, err, rtol=1e-6, atol=atol)
+        assert res.marginal_error <= tol
+        ref = pyot.sinkhorn(cost.astype(np.float64), a64 / a64.sum(), b64 / b64.sum(), eps=0.05,
+                            tol=1e-12,
+                            method="scaling")
+        assert_potentials_close(res.f, res.g, ref.f, ref.g, atol=200 * tol * 0.05 + 1e-6)
+        np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-5)
+
+    def test_warm_start_and_threads(self, rng):
+        cost, a, b = problem(rng, 300, 280)
+        cold = pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-6)
+        moved = cost + 0.01 * rng.uniform(size=cost.shape)
+        one = pyot.sinkhorn(moved, a, b, eps=0.05, tol=1e-6, init=(cold.f, cold.g), threads=1)
+        two = pyot.sinkhorn(moved, a, b, eps=0.05, tol=1e-6, init=(cold.f, cold.g), threads=2)
+        assert one.converged
+        np.testing.assert_array_equal(one.f, two.f)
+        np.testing.assert_array_equal(one.g, two.g)
+        assert one.marginal_error == two.marginal_error
+        err = self.true_error(moved, a, b, one.f, one.g, 0.05)
+        np.testing.assert_allclose(one.marginal_error, err, rtol=1e-6, atol=1e-15)
+
+    def test_far_start_falls_back_to_double(self, rng):
+        # Potentials far apart make K's entries leave float's range: the kernel is rebuilt in
+        # double and the solve converges all the same.
+        cost, a, b = problem(rng, 300, 280)
+        f0 = rng.uniform(0.0, 8.0, 300)  # K up to exp(80) > 1e30
+        res = pyot.sinkhorn(cost, a, b, eps=0.1, tol=1e-6, init=(f0, np.zeros(280)),
+                            method="scaling")
+        assert res.converged
+        err = self.true_error(cost, a, b, res.f, res.g, 0.1)
+        np.testing.assert_allclose(res.marginal_error, err, rtol=1e-6, atol=1e-15)
+
+    def test_value_skipped_for_internal_callers(self, rng):
+        from pyot.sinkhorn import _run
+
+        cost, a, b = problem(rng, 300, 280)
+        opts = dict(eps=0.05, tol=1e-6, max_iter=1000, threads=None)
+        full = _run("t", cost, a, b, **opts).result
+        lean = _run("t", cost, a, b, value=False, **opts).result
+        assert math.isnan(lean.value)
+        assert lean.objective == full.objective
+        np.testing.assert_array_equal(lean.f, full.f)
+        assert lean.marginal_error == full.marginal_error
+        assert full.value == pytest.approx(float((full.plan * cost).sum()), rel=1e-12)
