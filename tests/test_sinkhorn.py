@@ -1544,7 +1544,7 @@ class TestNewton:
 
 
 class TestSingleKernel:
-    """The scaling domain's float kernel (tol >= 1e-7 on costs of at least 2^16 entries whose
+    """The scaling domain's float kernel (tol >= 1e-7 on costs of at least 2^21 entries whose
     range is at most 60 eps): the reported error and the converged flag are the exact ones, and
     the answer matches the double kernel's (tight tol, which keeps K in double)."""
 
@@ -1557,7 +1557,7 @@ class TestSingleKernel:
     @pytest.mark.parametrize("dtype", [np.float64, np.float32])
     @pytest.mark.parametrize("tol", [1e-5, 1e-7])
     def test_exact_error_and_same_answer(self, rng, dtype, tol):
-        cost, a, b = problem(rng, 300, 280, dtype=dtype)
+        cost, a, b = problem(rng, 1500, 1400, dtype=dtype)
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
         res = pyot.sinkhorn(cost, a, b, eps=0.05, tol=tol, method="scaling")
         assert res.converged
@@ -1572,7 +1572,7 @@ class TestSingleKernel:
         np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-5)
 
     def test_warm_start_and_threads(self, rng):
-        cost, a, b = problem(rng, 300, 280)
+        cost, a, b = problem(rng, 1500, 1400)
         cold = pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-6)
         moved = cost + 0.01 * rng.uniform(size=cost.shape)
         one = pyot.sinkhorn(moved, a, b, eps=0.05, tol=1e-6, init=(cold.f, cold.g), threads=1)
@@ -1587,9 +1587,9 @@ class TestSingleKernel:
     def test_far_start_falls_back_to_double(self, rng):
         # Potentials far apart make K's entries leave float's range: the kernel is rebuilt in
         # double and the solve converges all the same.
-        cost, a, b = problem(rng, 300, 280)
-        f0 = rng.uniform(0.0, 8.0, 300)  # K up to exp(80) > 1e30
-        res = pyot.sinkhorn(cost, a, b, eps=0.1, tol=1e-6, init=(f0, np.zeros(280)),
+        cost, a, b = problem(rng, 1500, 1400)
+        f0 = rng.uniform(0.0, 8.0, 1500)  # K up to exp(80) > 1e30
+        res = pyot.sinkhorn(cost, a, b, eps=0.1, tol=1e-6, init=(f0, np.zeros(1400)),
                             method="scaling")
         assert res.converged
         err = self.true_error(cost, a, b, res.f, res.g, 0.1)
@@ -1598,7 +1598,7 @@ class TestSingleKernel:
     def test_value_skipped_for_internal_callers(self, rng):
         from pyot.sinkhorn import _run
 
-        cost, a, b = problem(rng, 300, 280)
+        cost, a, b = problem(rng, 1500, 1400)
         opts = dict(eps=0.05, tol=1e-6, max_iter=1000, threads=None)
         full = _run("t", cost, a, b, **opts).result
         lean = _run("t", cost, a, b, value=False, **opts).result
