@@ -347,10 +347,10 @@ class ScalingKernel {
       k32_.resize(size);
       std::vector<char> normal(n_blocks(n, kRowBlock), 1);
       for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+        std::vector<double> tmp(m);  // the double row, then rounded (keeps the exp vectorized)
         for (index_t i = i0; i < i1; ++i) {
-          float* row = k32_.data() + i * m;
-          gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m, row);
-          if (!normal_row(row, m)) normal[i0 / kRowBlock] = 0;
+          gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m, tmp.data());
+          if (!round_row(tmp.data(), m, k32_.data() + i * m)) normal[i0 / kRowBlock] = 0;
         }
       });
       if (std::find(normal.begin(), normal.end(), 0) == normal.end()) return;
@@ -372,6 +372,37 @@ class ScalingKernel {
     single_ = false;
     std::vector<float>().swap(k32_);
     rebuild(f, g, eps_, threads);
+  }
+
+  // The exact ratios r_i = log((P 1)_i / a_i) and c_j = log((P^T 1)_j / b_j) at (f, g) in one
+  // exp pass over C: e_ij = exp((f_i + g_j - C_ij) / eps), r_i = log sum_j b_j e_ij, c_j = log
+  // sum_i a_i e_ij. Column sums are reduced per fixed block of rows, then over blocks in order
+  // (independent of the thread count). False when some sum leaves the safe range: the caller
+  // then uses the max-shifted log-domain passes.
+  bool exact_ratios(const double* f, const double* g, const double* a, const double* b,
+                    double eps, double* r, double* c, int threads) const {
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double inv_eps = 1.0 / eps;
+    const index_t block = std::max(kRowBlock, n_blocks(n, 64));  // at most 64 partials
+    const index_t blocks = n_blocks(n, block);
+    std::vector<double> hg(m), partial(std::size_t(blocks) * std::size_t(m), 0.0);
+    for (index_t j = 0; j < m; ++j) hg[j] = g[j] * inv_eps;
+    for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
+      std::vector<double> e(m);
+      double* acc = partial.data() + std::size_t(i0 / block) * std::size_t(m);
+      for (index_t i = i0; i < i1; ++i) {
+        gibbs_row(cost_.matrix().row(i), hg.data(), f[i] * inv_eps, inv_eps, m, e.data());
+        const double sum = row_dot(e.data(), b, m);
+        r[i] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
+        if (a[i] > 0.0) col_axpy(e.data(), a[i], m, acc);
+      }
+    });
+    for (index_t j = 0; j < m; ++j) {
+      double sum = 0.0;
+      for (index_t t = 0; t < blocks; ++t) sum += partial[std::size_t(t) * std::size_t(m) + j];
+      c[j] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
+    }
+    return all_finite(r, n) && all_finite(c, m);
   }
 
   // Absorbs when the scalings have drifted too far from the stored kernel.
@@ -431,16 +462,20 @@ class ScalingKernel {
     return all_finite(out, m);
   }
 
-  // Every entry a normal float (rounding relative 2^-24), with room for the scalings.
-  static bool normal_row(const float* row, index_t len) {
-    float lo = std::numeric_limits<float>::max(), hi = 0.0f;
+  // Rounds a row to float; true when every entry is a normal float (rounding relative 2^-24)
+  // with room for the scalings.
+  static bool round_row(const double* row, index_t len, float* out) {
+    double lo = kSingleHigh, hi = kSingleLow;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
     for (index_t j = 0; j < len; ++j) {
-      lo = std::min(lo, row[j]);
-      hi = std::max(hi, row[j]);
+      out[j] = float(row[j]);
+      lo = row[j] < lo ? row[j] : lo;
+      hi = row[j] > hi ? row[j] : hi;
     }
-    return lo >= kSingleLow && hi <= kSingleHigh;  // false on NaN as well
+    return lo >= kSingleLow && hi <= kSingleHigh && !std::isnan(lo + hi);
   }
-  static constexpr float kSingleLow = 1e-30f, kSingleHigh = 1e30f;
+  static constexpr double kSingleLow = 1e-30, kSingleHigh = 1e30;
+  static constexpr double kUnsafe = std::numeric_limits<double>::infinity();
 
   static bool all_finite(const double* x, index_t len) {
     for (index_t t = 0; t < len; ++t)
@@ -834,11 +869,14 @@ class Driver {
       logdom_.col_log_ratio(f_, g_, eps_, out, threads_);
   }
 
-  // The exact row ratios (r_, row_err_) and column ratios (c_, returned error) at (f, g).
+  // The exact row ratios (r_, row_err_) and column ratios (c_, returned error) at (f, g): one
+  // fused exp pass, or the two log-domain passes where its sums leave the safe range.
   double exact_errors() {
-    logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
+    if (!scaling_->exact_ratios(f_, g_, w_.a, w_.b, eps_, r_.data(), c_.data(), threads_)) {
+      logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
+      logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
+    }
     row_err_ = detail::side_error(w_.a, r_.data(), f_, o_.tau_a, n_);
-    logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
     approx_ = cols_exact_ = false;
     exact_cols_ = true;
     return detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
