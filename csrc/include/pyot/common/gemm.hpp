@@ -1,0 +1,90 @@
+// The two register-blocked products of the GEMM-form kernels, shared by the dense costs
+// (costs.hpp: GemmPoints, sqeuclidean_gemm_rows), the mini-batch costs and the online tiles of
+// the entropic map and point gradients (sinkhorn.hpp: gradient_block_gemm):
+//   dot_block           <x_i, y_j> for a block of rows of x against a range of columns of y;
+//   weighted_sum_block  acc_i += sum_t w_it v_t, a block of rows of weights times points.
+// Both are always-inlined into the multiversioned (AVX-512 / AVX2+FMA / baseline) callers. Each
+// output entry is summed in a fixed order that depends neither on the block it falls in nor on
+// the thread count.
+#pragma once
+#include <algorithm>
+
+#include "pyot/common/config.hpp"
+
+namespace pyot {
+
+constexpr index_t kGemmRows = 6;
+
+// put(i, j, s) with s = sum_k x_ik y_kj (summed in A) for i in [i0, i1), j in [j0, j1): x
+// row-major (d values a row), y coordinate-major (coordinate k of point j at y[k * ldy + j]).
+// kGemmRows rows of x against one 64-byte vector of y columns at a time, one FMA per term.
+template <class A, class TX, class TY, class Put>
+PYOT_ALWAYS_INLINE void dot_block(const TX* x, const TY* y, index_t d, index_t ldy, index_t i0,
+                                  index_t i1, index_t j0, index_t j1, Put&& put) {
+  constexpr index_t R = kGemmRows, W = index_t(64 / sizeof(A));
+  for (index_t c0 = j0; c0 < j1; c0 += W) {
+    const index_t w = std::min(W, j1 - c0);
+    for (index_t r0 = i0; r0 < i1; r0 += R) {
+      const index_t h = std::min(R, i1 - r0);
+      A acc[R][W] = {};
+      if (h == R && w == W) {
+        for (index_t k = 0; k < d; ++k) {
+          const TY* yk = y + k * ldy + c0;
+          for (index_t r = 0; r < R; ++r) {
+            const A xv = A(x[(r0 + r) * d + k]);
+#pragma omp simd
+            for (index_t c = 0; c < W; ++c) acc[r][c] += xv * A(yk[c]);
+          }
+        }
+      } else {
+        for (index_t k = 0; k < d; ++k) {
+          const TY* yk = y + k * ldy + c0;
+          for (index_t r = 0; r < h; ++r) {
+            const A xv = A(x[(r0 + r) * d + k]);
+            for (index_t c = 0; c < w; ++c) acc[r][c] += xv * A(yk[c]);
+          }
+        }
+      }
+      for (index_t r = 0; r < h; ++r)
+        for (index_t c = 0; c < w; ++c) put(r0 + r, c0 + c, acc[r][c]);
+    }
+  }
+}
+
+// acc[r * d + k] += sum_t w[r * ldw + t] v[t * d + k] for r < rows, k < d, t < len (v: len points,
+// row-major), summed in double: 4 rows against 16 coordinates at a time, the points' slice
+// loaded once for the 4 rows.
+template <class T>
+PYOT_ALWAYS_INLINE void weighted_sum_block(const double* w, index_t ldw, index_t rows, const T* v,
+                                           index_t len, index_t d, double* acc) {
+  constexpr index_t R = 4, C = 16;
+  for (index_t k0 = 0; k0 < d; k0 += C) {
+    const index_t cw = std::min(C, d - k0);
+    for (index_t r0 = 0; r0 < rows; r0 += R) {
+      const index_t h = std::min(R, rows - r0);
+      double s[R][C] = {};
+      if (h == R && cw == C) {
+        for (index_t t = 0; t < len; ++t) {
+          const T* vt = v + t * d + k0;
+          for (index_t r = 0; r < R; ++r) {
+            const double wr = w[(r0 + r) * ldw + t];
+#pragma omp simd
+            for (index_t c = 0; c < C; ++c) s[r][c] += wr * double(vt[c]);
+          }
+        }
+      } else {
+        for (index_t t = 0; t < len; ++t) {
+          const T* vt = v + t * d + k0;
+          for (index_t r = 0; r < h; ++r) {
+            const double wr = w[(r0 + r) * ldw + t];
+            for (index_t c = 0; c < cw; ++c) s[r][c] += wr * double(vt[c]);
+          }
+        }
+      }
+      for (index_t r = 0; r < h; ++r)
+        for (index_t c = 0; c < cw; ++c) acc[(r0 + r) * d + k0 + c] += s[r][c];
+    }
+  }
+}
+
+}  // namespace pyot
