@@ -1109,6 +1109,7 @@ enum class Pairs { Plan, Map, MapVjp };
 template <class T>
 struct MapTerms {
   const PointsT<T>* values = nullptr;  // v (Map, MapVjp)
+  const T* value_panels = nullptr;     // MapVjp in the GEMM form: v in dot_block's panel layout
   double* running = nullptr;           // Map: m_i, (i1 - i0), in and out
   const double* cot = nullptr;         // MapVjp: G, (i1 - i0) x d, row-major
   const double* cot_t = nullptr;       // MapVjp: <G_i, T_i>, (i1 - i0)
@@ -1250,8 +1251,7 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
     const index_t j1 = std::min(q.n, j0 + L), len = j1 - j0;
     gemm_cost_block<M>(g, i0, i1, j0, j1, tile, len);
     if constexpr (W == Pairs::MapVjp) {
-      const PointsT<T>& v = *terms.values;
-      dot_block<double>(terms.cot, v.coords.data(), d, v.n, 0, rows, j0, j1,
+      dot_block<double>(terms.cot, terms.value_panels, d, 0, rows, j0, j1,
                         [&](index_t r, index_t j, double s) {
                           factor[r * len + (j - j0)] = s - terms.cot_t[r];
                         });
@@ -1429,10 +1429,13 @@ void entropic_map_vjp(MatrixView<T> z, MatrixView<T> y, Metric metric, double p,
     const PointsT<T> pz = gemm && !kNormalise ? PointsT<T>() : PointsT<T>(z, kNormalise);
     const PointsT<T> py(y, kNormalise);
     const PointsT<T> raw = kNormalise ? PointsT<T>(y, false) : PointsT<T>();
+    std::vector<T> panels;
+    if (gemm) to_panels<T>(m, d, [&](index_t j) { return y.row(j); }, panels);
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
       MapTerms<T> terms;
       terms.values = kNormalise ? &raw : &py;
+      terms.value_panels = panels.data();
       terms.cot = cot + i0 * d;
       terms.cot_t = cot_t.data() + i0;
       if constexpr (detail::kLinearGradient<M>) {

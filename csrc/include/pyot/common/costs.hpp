@@ -140,7 +140,7 @@ constexpr index_t kGemmMinDim = 16;
 // rows scaled to unit norm and not centred (the cosine cost).
 enum class GemmCentre { Both, Y, Unit };
 
-// The centred clouds: x row-major (n x d), y coordinate-major (d x m), and their squared norms.
+// The centred clouds: x row-major (n x d), y in dot_block's panel layout, their squared norms.
 template <class T>
 struct GemmPoints {
   std::vector<T> xr, yc, xn, yn;
@@ -176,8 +176,9 @@ struct GemmPoints {
       const double count = double(centre == GemmCentre::Both ? n + m : m);
       for (double& c : mean) c /= count > 0.0 ? count : 1.0;
     }
+    constexpr index_t P = kPanel<T>;
     xr.resize(std::size_t(n * d));
-    yc.resize(std::size_t(d * m));
+    yc.assign(std::size_t((m + P - 1) / P * P * d), T(0));
     xn.resize(std::size_t(n));
     yn.resize(std::size_t(m));
     // Row r centred (or scaled to unit norm: a zero row stays zero) into dst[k * stride], its
@@ -198,7 +199,8 @@ struct GemmPoints {
       return T(s);
     };
     for (index_t i = 0; i < n; ++i) xn[i] = put_row(xrow(i), xr.data() + i * d, 1);
-    for (index_t j = 0; j < m; ++j) yn[j] = put_row(yrow(j), yc.data() + j, m);
+    for (index_t j = 0; j < m; ++j)
+      yn[j] = put_row(yrow(j), yc.data() + (j / P) * P * d + j % P, P);
   }
 };
 
@@ -216,7 +218,7 @@ PYOT_ALWAYS_INLINE void gemm_cost_block(const GemmPoints<T>& g, index_t i0, inde
                 "the GEMM form covers the squared Euclidean, Euclidean and cosine costs");
   const T* xn = g.xn.data();
   const T* yn = g.yn.data();
-  dot_block<T>(g.xr.data(), g.yc.data(), g.d, g.m, i0, i1, j0, j1,
+  dot_block<T>(g.xr.data(), g.yc.data(), g.d, i0, i1, j0, j1,
                [&](index_t i, index_t j, T s) {
                  T c;
                  if constexpr (M == Metric::Cosine) {
@@ -238,12 +240,15 @@ PYOT_ALWAYS_INLINE void gemm_cost_block(const GemmPoints<T>& g, index_t i0, inde
 #pragma omp simd reduction(| : near)
       for (index_t t = 0; t < len; ++t) near |= int(o[t] < small * (xi + yj[t]));
       if (near) {
+        constexpr index_t P = kPanel<T>;
         const T* x = g.xr.data() + i * g.d;
         for (index_t t = 0; t < len; ++t) {
           if (!(o[t] < small * (xi + yj[t]))) continue;
+          const index_t j = j0 + t;
+          const T* y = g.yc.data() + (j / P) * P * g.d + j % P;
           T s = T(0);
           for (index_t k = 0; k < g.d; ++k) {
-            const T e = x[k] - g.yc[k * g.m + j0 + t];
+            const T e = x[k] - y[k * P];
             s += e * e;
           }
           o[t] = s;

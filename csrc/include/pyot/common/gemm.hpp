@@ -8,28 +8,47 @@
 // the thread count.
 #pragma once
 #include <algorithm>
+#include <vector>
 
 #include "pyot/common/config.hpp"
 
 namespace pyot {
 
-constexpr index_t kGemmRows = 6;
+constexpr index_t kGemmRows = 8;  // divides kRowBlock (16): the online tiles take no partial path
 
-// put(i, j, s) with s = sum_k x_ik y_kj (summed in A) for i in [i0, i1), j in [j0, j1): x
-// row-major (d values a row), y coordinate-major (coordinate k of point j at y[k * ldy + j]).
-// kGemmRows rows of x against one 64-byte vector of y columns at a time, one FMA per term.
+// The panel layout of a cloud for dot_block: points in panels of kPanel<T> (one 64-byte line),
+// coordinate k of point j at out[(j / P) * P * d + k * P + j % P], the last panel zero-padded,
+// so a panel's d lines are contiguous (prefetched, and reused from L1 by every block of rows).
+template <class T>
+constexpr index_t kPanel = index_t(64 / sizeof(T));
+
+template <class T, class Point>
+void to_panels(index_t m, index_t d, Point&& point, std::vector<T>& out) {
+  constexpr index_t P = kPanel<T>;
+  out.assign(std::size_t((m + P - 1) / P * P * d), T(0));
+  for (index_t j = 0; j < m; ++j) {
+    const auto* r = point(j);
+    T* dst = out.data() + (j / P) * P * d + j % P;
+    for (index_t k = 0; k < d; ++k) dst[k * P] = T(r[k]);
+  }
+}
+
+// put(i, j, s) with s = sum_k x_ik y_kj (summed in A) for i in [i0, i1), j in [j0, j1) (j0 a
+// multiple of kPanel<TY>): x row-major (d values a row), y in the panel layout. kGemmRows rows
+// of x against one panel of y columns at a time, one FMA per term.
 template <class A, class TX, class TY, class Put>
-PYOT_ALWAYS_INLINE void dot_block(const TX* x, const TY* y, index_t d, index_t ldy, index_t i0,
-                                  index_t i1, index_t j0, index_t j1, Put&& put) {
-  constexpr index_t R = kGemmRows, W = index_t(64 / sizeof(A));
+PYOT_ALWAYS_INLINE void dot_block(const TX* x, const TY* y, index_t d, index_t i0, index_t i1,
+                                  index_t j0, index_t j1, Put&& put) {
+  constexpr index_t R = kGemmRows, W = kPanel<TY>;
   for (index_t c0 = j0; c0 < j1; c0 += W) {
     const index_t w = std::min(W, j1 - c0);
+    const TY* panel = y + (c0 / W) * W * d;
     for (index_t r0 = i0; r0 < i1; r0 += R) {
       const index_t h = std::min(R, i1 - r0);
       A acc[R][W] = {};
-      if (h == R && w == W) {
+      if (h == R) {
         for (index_t k = 0; k < d; ++k) {
-          const TY* yk = y + k * ldy + c0;
+          const TY* yk = panel + k * W;
           for (index_t r = 0; r < R; ++r) {
             const A xv = A(x[(r0 + r) * d + k]);
 #pragma omp simd
@@ -38,10 +57,11 @@ PYOT_ALWAYS_INLINE void dot_block(const TX* x, const TY* y, index_t d, index_t l
         }
       } else {
         for (index_t k = 0; k < d; ++k) {
-          const TY* yk = y + k * ldy + c0;
+          const TY* yk = panel + k * W;
           for (index_t r = 0; r < h; ++r) {
             const A xv = A(x[(r0 + r) * d + k]);
-            for (index_t c = 0; c < w; ++c) acc[r][c] += xv * A(yk[c]);
+#pragma omp simd
+            for (index_t c = 0; c < W; ++c) acc[r][c] += xv * A(yk[c]);
           }
         }
       }
@@ -52,12 +72,12 @@ PYOT_ALWAYS_INLINE void dot_block(const TX* x, const TY* y, index_t d, index_t l
 }
 
 // acc[r * d + k] += sum_t w[r * ldw + t] v[t * d + k] for r < rows, k < d, t < len (v: len points,
-// row-major), summed in double: 4 rows against 16 coordinates at a time, the points' slice
-// loaded once for the 4 rows.
+// row-major), summed in double: 8 rows against 16 coordinates at a time (16 vector
+// accumulators with AVX-512), each point's slice loaded and widened once for the 8 rows.
 template <class T>
 PYOT_ALWAYS_INLINE void weighted_sum_block(const double* w, index_t ldw, index_t rows, const T* v,
                                            index_t len, index_t d, double* acc) {
-  constexpr index_t R = 4, C = 16;
+  constexpr index_t R = 8, C = 16;
   for (index_t k0 = 0; k0 < d; k0 += C) {
     const index_t cw = std::min(C, d - k0);
     for (index_t r0 = 0; r0 < rows; r0 += R) {
