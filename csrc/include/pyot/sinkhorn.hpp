@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "pyot/common/config.hpp"
@@ -1244,6 +1245,7 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
   alignas(64) T tile[B * L];
   alignas(64) double coef[B * L];
   alignas(64) double factor[W == Pairs::MapVjp ? B * L : 1];
+  alignas(64) float wf[W == Pairs::Map && std::is_same_v<T, float> ? B * L : 1];
   std::fill(acc, acc + rows * d, 0.0);
   std::fill(alpha, alpha + rows, 0.0);
   if constexpr (W == Pairs::Map) std::fill(terms.running, terms.running + rows, kNegInf);
@@ -1268,7 +1270,15 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
                                          acc + r * d, d, alpha[r]);
       if (!live) std::fill(cr, cr + len, 0.0);
     }
-    weighted_sum_block(coef, len, rows, sum_over.rows.data() + j0 * d, len, d, acc);
+    const T* u = sum_over.rows.data() + j0 * d;
+    if constexpr (W == Pairs::Map && std::is_same_v<T, float>) {
+      // The map's float32 weighted sums: weights in float, float partial sums (the caller sums
+      // centred targets), double accumulation.
+      for (index_t k = 0; k < rows * len; ++k) wf[k] = float(coef[k]);
+      weighted_sum_block(wf, len, rows, u, len, d, acc);
+    } else {
+      weighted_sum_block(coef, len, rows, u, len, d, acc);
+    }
   }
   if constexpr (W != Pairs::Map)  // the linear gradients subtract the weighted sums
     for (index_t k = 0; k < rows * d; ++k) acc[k] = -acc[k];
@@ -1372,8 +1382,22 @@ void entropic_map(MatrixView<T> z, MatrixView<T> y, Metric metric, double p, con
     if (gemm) gz.assign(z, y, kNormalise ? GemmCentre::Unit : GemmCentre::Y);
     const PointsT<T> pz = gemm ? PointsT<T>() : PointsT<T>(z, kNormalise), py(y, kNormalise);
     const PointsT<T> raw = kNormalise ? PointsT<T>(y, false) : PointsT<T>();
+    // The GEMM form averages the targets centred by their mean c (T(z) = sum_j w_j (y_j - c) /
+    // sum_j w_j + c, for any metric): its float partial sums then see |y_j - c|, not |y_j|.
+    std::vector<double> centre(gemm ? std::size_t(d) : 0, 0.0);
+    std::vector<T> shifted;
+    PointsT<T> centred;
+    if (gemm) {
+      for (index_t j = 0; j < m; ++j)
+        for (index_t k = 0; k < d; ++k) centre[k] += double(y(j, k));
+      for (double& c : centre) c /= double(m);
+      shifted.resize(std::size_t(m * d));
+      for (index_t j = 0; j < m; ++j)
+        for (index_t k = 0; k < d; ++k) shifted[j * d + k] = T(double(y(j, k)) - centre[k]);
+      centred = PointsT<T>(MatrixView<T>(shifted.data(), m, d), false);
+    }
     MapTerms<T> terms;
-    terms.values = kNormalise ? &raw : &py;
+    terms.values = gemm ? &centred : kNormalise ? &raw : &py;
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0), running(i1 - i0);
       MapTerms<T> mine = terms;
@@ -1393,7 +1417,8 @@ void entropic_map(MatrixView<T> z, MatrixView<T> y, Metric metric, double p, con
       for (index_t i = i0; i < i1; ++i) {
         const double s = alpha[i - i0];
         require(s > 0.0, "every target has zero weight");
-        for (index_t k = 0; k < d; ++k) out[i * d + k] = acc[(i - i0) * d + k] / s;
+        for (index_t k = 0; k < d; ++k)
+          out[i * d + k] = acc[(i - i0) * d + k] / s + (gemm ? centre[k] : 0.0);
         lse[i] = running[i - i0] + std::log(s);
       }
     });

@@ -8,6 +8,7 @@
 // the thread count.
 #pragma once
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "pyot/common/config.hpp"
@@ -72,33 +73,54 @@ PYOT_ALWAYS_INLINE void dot_block(const TX* x, const TY* y, index_t d, index_t i
 }
 
 // acc[r * d + k] += sum_t w[r * ldw + t] v[t * d + k] for r < rows, k < d, t < len (v: len points,
-// row-major), summed in double: 8 rows against 16 coordinates at a time (16 vector
-// accumulators with AVX-512), each point's slice loaded and widened once for the 8 rows.
-template <class T>
-PYOT_ALWAYS_INLINE void weighted_sum_block(const double* w, index_t ldw, index_t rows, const T* v,
+// row-major), 8 rows against one 64-byte vector of coordinates at a time, each point's slice
+// loaded once for the 8 rows. With double weights every product is formed and summed in double;
+// with weights in T = float the products and partial sums of kPartial consecutive terms are in
+// float (relative error ~ kPartial u on the partial, which the callers keep small by summing
+// centred points) and only those partials are accumulated in double: half the vector work.
+constexpr index_t kPartial = 16;
+
+template <class TW, class T>
+PYOT_ALWAYS_INLINE void weighted_sum_block(const TW* w, index_t ldw, index_t rows, const T* v,
                                            index_t len, index_t d, double* acc) {
-  constexpr index_t R = 8, C = 16;
+  constexpr index_t R = 8, C = index_t(64 / sizeof(TW));
+  // Terms per partial sum (double weights: the whole tile, one double sum).
+  constexpr index_t K = std::is_same_v<TW, double> ? index_t(1) << 40 : kPartial;
+  using P = TW;  // the products' and partial sums' type
   for (index_t k0 = 0; k0 < d; k0 += C) {
     const index_t cw = std::min(C, d - k0);
     for (index_t r0 = 0; r0 < rows; r0 += R) {
       const index_t h = std::min(R, rows - r0);
       double s[R][C] = {};
       if (h == R && cw == C) {
-        for (index_t t = 0; t < len; ++t) {
-          const T* vt = v + t * d + k0;
-          for (index_t r = 0; r < R; ++r) {
-            const double wr = w[(r0 + r) * ldw + t];
+        for (index_t t0 = 0; t0 < len; t0 += K) {
+          const index_t t1 = std::min(len, t0 + K);
+          P part[R][C] = {};
+          for (index_t t = t0; t < t1; ++t) {
+            const T* vt = v + t * d + k0;
+            for (index_t r = 0; r < R; ++r) {
+              const P wr = P(w[(r0 + r) * ldw + t]);
 #pragma omp simd
-            for (index_t c = 0; c < C; ++c) s[r][c] += wr * double(vt[c]);
+              for (index_t c = 0; c < C; ++c) part[r][c] += wr * P(vt[c]);
+            }
           }
+          for (index_t r = 0; r < R; ++r)
+#pragma omp simd
+            for (index_t c = 0; c < C; ++c) s[r][c] += double(part[r][c]);
         }
       } else {
-        for (index_t t = 0; t < len; ++t) {
-          const T* vt = v + t * d + k0;
-          for (index_t r = 0; r < h; ++r) {
-            const double wr = w[(r0 + r) * ldw + t];
-            for (index_t c = 0; c < cw; ++c) s[r][c] += wr * double(vt[c]);
+        for (index_t t0 = 0; t0 < len; t0 += K) {
+          const index_t t1 = std::min(len, t0 + K);
+          P part[R][C] = {};
+          for (index_t t = t0; t < t1; ++t) {
+            const T* vt = v + t * d + k0;
+            for (index_t r = 0; r < h; ++r) {
+              const P wr = P(w[(r0 + r) * ldw + t]);
+              for (index_t c = 0; c < cw; ++c) part[r][c] += wr * P(vt[c]);
+            }
           }
+          for (index_t r = 0; r < h; ++r)
+            for (index_t c = 0; c < cw; ++c) s[r][c] += double(part[r][c]);
         }
       }
       for (index_t r = 0; r < h; ++r)
