@@ -84,13 +84,12 @@ def test_entropic_map_matches_dense_softmax(rng, dtype, metric, p):
     np.testing.assert_allclose(emap.transport(z[0]), expected[0], atol=tol)  # one point
 
 
-@pytest.mark.parametrize("shift", [0.0, 100.0])
+@pytest.mark.parametrize(("d", "shift"), [(64, 0.0), (64, 100.0), (20, 100.0)])
 @pytest.mark.parametrize(("metric", "p"), METRICS)
-def test_entropic_map_high_dimension_matches_dense_softmax(rng, dtype, metric, p, shift):
-    """d = 64: the GEMM form (squared Euclidean, Euclidean, cosine) and the direct form, also
-    far from the origin, with queries on targets (Euclidean costs of exactly 0) and several
-    target tiles."""
-    d = 64
+def test_entropic_map_high_dimension_matches_dense_softmax(rng, dtype, metric, p, d, shift):
+    """d = 64 and 20 (a partial slice of coordinates): the GEMM form (squared Euclidean,
+    Euclidean, cosine) and the direct form, also far from the origin, with queries on targets
+    (Euclidean costs of exactly 0) and several target tiles."""
     x = rng.normal(size=(60, d)) + shift
     y = rng.normal(size=(300, d)) * 0.5 + 1.0 + shift
     eps = {"sqeuclidean": 20.0, "euclidean": 1.0, "cityblock": 5.0, "minkowski": 1.0,

@@ -74,57 +74,66 @@ PYOT_ALWAYS_INLINE void dot_block(const TX* x, const TY* y, index_t d, index_t i
 
 // acc[r * d + k] += sum_t w[r * ldw + t] v[t * d + k] for r < rows, k < d, t < len (v: len points,
 // row-major), 8 rows against one 64-byte vector of coordinates at a time, each point's slice
-// loaded once for the 8 rows. With double weights every product is formed and summed in double;
-// with weights in T = float the products and partial sums of kPartial consecutive terms are in
-// float (relative error ~ kPartial u on the partial, which the callers keep small by summing
-// centred points) and only those partials are accumulated in double: half the vector work.
+// loaded once for the 8 rows (points in chunks of 256). With double weights every product is
+// formed and summed in double; with weights in T = float the products and partial sums of
+// kPartial consecutive terms are in float (relative error ~ kPartial u on the partial, which
+// the callers keep small by summing centred points) and only those partials are accumulated in
+// double: half the vector work.
 constexpr index_t kPartial = 16;
 
 template <class TW, class T>
 PYOT_ALWAYS_INLINE void weighted_sum_block(const TW* w, index_t ldw, index_t rows, const T* v,
                                            index_t len, index_t d, double* acc) {
-  constexpr index_t R = 8, C = index_t(64 / sizeof(TW));
-  // Terms per partial sum (double weights: the whole tile, one double sum).
-  constexpr index_t K = std::is_same_v<TW, double> ? index_t(1) << 40 : kPartial;
+  constexpr index_t R = 8, C = index_t(64 / sizeof(TW)), kChunk = 256;
+  // Terms per partial sum (double weights: a whole chunk, one double sum).
+  constexpr index_t K = std::is_same_v<TW, double> ? kChunk : kPartial;
   using P = TW;  // the products' and partial sums' type
+  // A last slice of fewer than C coordinates is copied, zero-padded, so it takes the vector path.
+  alignas(64) T pad[kChunk * C];
   for (index_t k0 = 0; k0 < d; k0 += C) {
     const index_t cw = std::min(C, d - k0);
-    for (index_t r0 = 0; r0 < rows; r0 += R) {
-      const index_t h = std::min(R, rows - r0);
-      double s[R][C] = {};
-      if (h == R && cw == C) {
-        for (index_t t0 = 0; t0 < len; t0 += K) {
-          const index_t t1 = std::min(len, t0 + K);
+    for (index_t t0 = 0; t0 < len; t0 += kChunk) {
+      const index_t t1 = std::min(len, t0 + kChunk);
+      const T* base = v + t0 * d + k0;
+      index_t stride = d;
+      if (cw < C) {
+        for (index_t t = 0; t < t1 - t0; ++t)
+          for (index_t c = 0; c < C; ++c) pad[t * C + c] = c < cw ? base[t * d + c] : T(0);
+        base = pad;
+        stride = C;
+      }
+      for (index_t r0 = 0; r0 < rows; r0 += R) {
+        const index_t h = std::min(R, rows - r0);
+        double s[R][C] = {};
+        for (index_t u0 = t0; u0 < t1; u0 += K) {
+          const index_t u1 = std::min(t1, u0 + K);
           P part[R][C] = {};
-          for (index_t t = t0; t < t1; ++t) {
-            const T* vt = v + t * d + k0;
-            for (index_t r = 0; r < R; ++r) {
-              const P wr = P(w[(r0 + r) * ldw + t]);
+          if (h == R) {
+            for (index_t t = u0; t < u1; ++t) {
+              const T* vt = base + (t - t0) * stride;
+              for (index_t r = 0; r < R; ++r) {
+                const P wr = P(w[(r0 + r) * ldw + t]);
 #pragma omp simd
-              for (index_t c = 0; c < C; ++c) part[r][c] += wr * P(vt[c]);
+                for (index_t c = 0; c < C; ++c) part[r][c] += wr * P(vt[c]);
+              }
+            }
+          } else {
+            for (index_t t = u0; t < u1; ++t) {
+              const T* vt = base + (t - t0) * stride;
+              for (index_t r = 0; r < h; ++r) {
+                const P wr = P(w[(r0 + r) * ldw + t]);
+#pragma omp simd
+                for (index_t c = 0; c < C; ++c) part[r][c] += wr * P(vt[c]);
+              }
             }
           }
           for (index_t r = 0; r < R; ++r)
 #pragma omp simd
             for (index_t c = 0; c < C; ++c) s[r][c] += double(part[r][c]);
         }
-      } else {
-        for (index_t t0 = 0; t0 < len; t0 += K) {
-          const index_t t1 = std::min(len, t0 + K);
-          P part[R][C] = {};
-          for (index_t t = t0; t < t1; ++t) {
-            const T* vt = v + t * d + k0;
-            for (index_t r = 0; r < h; ++r) {
-              const P wr = P(w[(r0 + r) * ldw + t]);
-              for (index_t c = 0; c < cw; ++c) part[r][c] += wr * P(vt[c]);
-            }
-          }
-          for (index_t r = 0; r < h; ++r)
-            for (index_t c = 0; c < cw; ++c) s[r][c] += double(part[r][c]);
-        }
+        for (index_t r = 0; r < h; ++r)
+          for (index_t c = 0; c < cw; ++c) acc[(r0 + r) * d + k0 + c] += s[r][c];
       }
-      for (index_t r = 0; r < h; ++r)
-        for (index_t c = 0; c < cw; ++c) acc[(r0 + r) * d + k0 + c] += s[r][c];
     }
   }
 }
