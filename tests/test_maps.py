@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_python
 from scipy.linalg import sqrtm
+from scipy.spatial.distance import cdist
 from scipy.special import logsumexp
 
 import pyot
@@ -25,9 +26,14 @@ METRICS = [
 ROTATION = np.array([[0.0, -1.0], [1.0, 0.0]])
 
 
-def softmax_map(z, y, b, g, eps, metric, p):
-    """T(z) by the dense formula: softmax_j(log b_j + (g_j - c(z, y_j)) / eps) @ y."""
-    cost = pyot.cost_matrix(z.astype(np.float64), y.astype(np.float64), metric, p=p)
+def softmax_map(z, y, b, g, eps, metric, p, direct=False):
+    """T(z) by the dense formula: softmax_j(log b_j + (g_j - c(z, y_j)) / eps) @ y (costs by
+    scipy's direct sums with `direct`: exact for nearby pairs in any dimension)."""
+    z64, y64 = z.astype(np.float64), y.astype(np.float64)
+    if direct:
+        cost = cdist(z64, y64, metric, **({"p": p} if metric == "minkowski" else {}))
+    else:
+        cost = pyot.cost_matrix(z64, y64, metric, p=p)
     with np.errstate(divide="ignore"):
         logits = np.log(b)[None, :] + (np.asarray(g, np.float64)[None, :] - cost) / eps
     w = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
@@ -76,6 +82,39 @@ def test_entropic_map_matches_dense_softmax(rng, dtype, metric, p):
     tol = 1e-10 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(out, expected, atol=tol)
     np.testing.assert_allclose(emap.transport(z[0]), expected[0], atol=tol)  # one point
+
+
+@pytest.mark.parametrize(("d", "shift"), [(64, 0.0), (64, 100.0), (20, 100.0)])
+@pytest.mark.parametrize(("metric", "p"), METRICS)
+def test_entropic_map_high_dimension_matches_dense_softmax(rng, dtype, metric, p, d, shift):
+    """d = 64 and 20 (a partial slice of coordinates): the GEMM form (squared Euclidean,
+    Euclidean, cosine) and the direct form, also far from the origin, with queries on targets
+    (Euclidean costs of exactly 0) and several target tiles."""
+    x = rng.normal(size=(60, d)) + shift
+    y = rng.normal(size=(300, d)) * 0.5 + 1.0 + shift
+    eps = {"sqeuclidean": 20.0, "euclidean": 1.0, "cityblock": 5.0, "minkowski": 1.0,
+           "cosine": 0.02}[metric]
+    emap = maps.EntropicMap(x.astype(dtype), y.astype(dtype), eps=eps, metric=metric, p=p)
+    z = np.concatenate([rng.normal(size=(40, d)) + shift, y[:5]]).astype(dtype)
+    out = emap(z)
+    assert out.dtype == dtype
+    expected = softmax_map(z, y.astype(dtype), emap.b, emap.g, eps, metric, p, direct=True)
+    tol = 1e-8 if dtype == np.float64 else 2e-5 * (1.0 + shift / 10.0)
+    np.testing.assert_allclose(out, expected, atol=tol)
+    # A query's image does not depend on the other queries (nor on the threads).
+    np.testing.assert_array_equal(emap(z[-1:]), out[-1:])
+    one = maps.EntropicMap(x.astype(dtype), y.astype(dtype), eps=eps, metric=metric, p=p,
+                           threads=1)
+    np.testing.assert_array_equal(one(z), out)
+
+
+@pytest.mark.parametrize(("metric", "p"), METRICS[:2] + METRICS[4:])
+def test_entropic_map_gradcheck_high_dimension(rng, metric, p):
+    """The backward in the GEMM form (d >= 16)."""
+    x, y = rng.normal(size=(40, 20)), rng.normal(size=(300, 20)) + 0.5
+    emap = maps.EntropicMap(x, y, eps={"cosine": 0.05}.get(metric, 1.0), metric=metric, p=p)
+    z = torch.tensor(rng.normal(size=(6, 20)), requires_grad=True)
+    assert torch.autograd.gradcheck(emap, (z,), eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
 def ref_weights(rng, n):

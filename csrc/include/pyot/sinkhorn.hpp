@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "pyot/common/config.hpp"
@@ -1255,10 +1256,62 @@ enum class Pairs { Plan, Map, MapVjp };
 template <class T>
 struct MapTerms {
   const PointsT<T>* values = nullptr;  // v (Map, MapVjp)
+  const T* value_panels = nullptr;     // MapVjp in the GEMM form: v in dot_block's panel layout
   double* running = nullptr;           // Map: m_i, (i1 - i0), in and out
   const double* cot = nullptr;         // MapVjp: G, (i1 - i0) x d, row-major
   const double* cot_t = nullptr;       // MapVjp: <G_i, T_i>, (i1 - i0)
 };
+
+namespace detail {
+
+// One row's coefficients over a cost tile (len pairs, hbj = hb + j0): coef[t] the weight of
+// point t in the row's weighted sum, their total (or, for the cosine, sum w (1 - c)) added to
+// alpha. Map: w = exp(hb_j - c / eps - m) with m = running, the row's running maximum, raised
+// (and row[0..d) and alpha rescaled) when the tile holds a larger exponent; false when the tile
+// holds only zero-weight targets (coef is then not written). Plan, MapVjp: w = exp(hb_j + ha -
+// c / eps) (times factor[t] for MapVjp) and coef = pair_coef.
+template <Metric M, Pairs W, class T>
+PYOT_ALWAYS_INLINE bool row_coefficients(const T* tile, const double* hbj, double ha,
+                                         const double* factor, index_t len, double inv_eps,
+                                         double pm1, double* coef, double* running, double* row,
+                                         index_t d, double& alpha) {
+  double a_sum = 0.0;
+  if constexpr (W == Pairs::Map) {
+    double tmax = kNegInf;
+#pragma omp simd reduction(max : tmax)
+    for (index_t t = 0; t < len; ++t) {
+      coef[t] = hbj[t] - double(tile[t]) * inv_eps;
+      tmax = coef[t] > tmax ? coef[t] : tmax;
+    }
+    double& mx = *running;
+    if (tmax == kNegInf) return false;  // only zero-weight targets in this tile
+    if (tmax > mx) {                    // the maximum grew: rescale the sums kept so far
+      const double r = mx == kNegInf ? 0.0 : std::exp(mx - tmax);
+      for (index_t k = 0; k < d; ++k) row[k] *= r;
+      alpha *= r;
+      mx = tmax;
+    }
+    const double shift = mx;
+#pragma omp simd reduction(+ : a_sum)
+    for (index_t t = 0; t < len; ++t) {
+      coef[t] = exp_vec(coef[t] - shift);
+      a_sum += coef[t];
+    }
+  } else {
+#pragma omp simd reduction(+ : a_sum)
+    for (index_t t = 0; t < len; ++t) {
+      const double c = double(tile[t]);
+      double w = exp_vec(hbj[t] + ha - c * inv_eps);
+      if constexpr (W == Pairs::MapVjp) w *= factor[t];
+      coef[t] = pair_coef<M>(w, c, pm1);
+      a_sum += M == Metric::Cosine ? w * (1.0 - c) : coef[t];
+    }
+  }
+  alpha += a_sum;
+  return true;
+}
+
+}  // namespace detail
 
 // Rows [i0, i1) of the gradient; acc holds (i1 - i0) * d doubles, alpha (i1 - i0).
 template <Metric M, Pairs W = Pairs::Plan, class T>
@@ -1284,50 +1337,22 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
       }
       cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
       double* row = acc + (i - i0) * d;
-      double a_sum = 0.0;
-      if constexpr (W == Pairs::Map) {
-        double tmax = kNegInf;
-#pragma omp simd reduction(max : tmax)
-        for (index_t t = 0; t < len; ++t) {
-          coef[t] = hb[j0 + t] - double(tile[t]) * inv_eps;
-          tmax = coef[t] > tmax ? coef[t] : tmax;
-        }
-        double& mx = terms.running[i - i0];
-        if (tmax == kNegInf) continue;  // only zero-weight targets in this tile
-        if (tmax > mx) {                // the maximum grew: rescale the sums kept so far
-          const double r = mx == kNegInf ? 0.0 : std::exp(mx - tmax);
-          for (index_t k = 0; k < d; ++k) row[k] *= r;
-          alpha[i - i0] *= r;
-          mx = tmax;
-        }
-        const double shift = mx;
-#pragma omp simd reduction(+ : a_sum)
-        for (index_t t = 0; t < len; ++t) {
-          coef[t] = exp_vec(coef[t] - shift);
-          a_sum += coef[t];
-        }
-      } else {
-        if constexpr (W == Pairs::MapVjp) {
-          const double* gi = terms.cot + (i - i0) * d;
-          const double base = terms.cot_t[i - i0];
-          for (index_t t = 0; t < len; ++t) factor[t] = -base;
-          for (index_t k = 0; k < d; ++k) {
-            const T* vk = v.coord(k) + j0;
-            const double gk = gi[k];
+      if constexpr (W == Pairs::MapVjp) {
+        const double* gi = terms.cot + (i - i0) * d;
+        const double base = terms.cot_t[i - i0];
+        for (index_t t = 0; t < len; ++t) factor[t] = -base;
+        for (index_t k = 0; k < d; ++k) {
+          const T* vk = v.coord(k) + j0;
+          const double gk = gi[k];
 #pragma omp simd
-            for (index_t t = 0; t < len; ++t) factor[t] += gk * double(vk[t]);
-          }
-        }
-#pragma omp simd reduction(+ : a_sum)
-        for (index_t t = 0; t < len; ++t) {
-          const double c = double(tile[t]);
-          double w = exp_vec(hb[j0 + t] + ha[i] - c * inv_eps);
-          if constexpr (W == Pairs::MapVjp) w *= factor[t];
-          coef[t] = detail::pair_coef<M>(w, c, pm1);
-          a_sum += M == Metric::Cosine ? w * (1.0 - c) : coef[t];
+          for (index_t t = 0; t < len; ++t) factor[t] += gk * double(vk[t]);
         }
       }
-      alpha[i - i0] += a_sum;
+      if (!detail::row_coefficients<M, W>(tile, hb + j0, W == Pairs::Map ? 0.0 : ha[i], factor,
+                                          len, inv_eps, pm1, coef,
+                                          W == Pairs::Map ? terms.running + (i - i0) : nullptr,
+                                          row, d, alpha[i - i0]))
+        continue;
       for (index_t k = 0; k < d; ++k) {
         const T* qk = sum_over.coord(k) + j0;
         double s = 0.0;
@@ -1346,13 +1371,78 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
   }
 }
 
+// gradient_block in the GEMM form (d >= kGemmMinDim, the costs gemm_cost_block covers: the
+// linear gradients), one block of at most kRowBlock rows at a time: the block's cost tile by
+// the shared dot-product micro-kernel on g (centred clouds; unit rows for the cosine), MapVjp's
+// <G_i, v_j> by the same kernel, the rows' coefficients as in gradient_block, then the block's
+// weighted sums acc_i += sum_j coef_ij u_j by the second shared product (u: v for Map, q
+// otherwise, row-major; they are summed as given, so the centring never reaches T(z)). Every
+// row is summed in the same order whatever block or thread it falls in.
+template <Metric M, Pairs W = Pairs::Plan, class T>
+PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT<T>& q,
+                                           index_t i0, index_t i1, const double* hb,
+                                           const double* ha, double inv_eps, double* acc,
+                                           double* alpha, const MapTerms<T>& terms = {}) {
+  static_assert(detail::kLinearGradient<M>, "the GEMM form covers the linear gradients");
+  constexpr index_t B = kRowBlock, L = kColBlock;
+  const index_t d = g.d, rows = i1 - i0;
+  require(rows <= B, "gradient_block_gemm: at most kRowBlock rows");
+  const PointsT<T>& sum_over = W == Pairs::Map ? *terms.values : q;
+  alignas(64) T tile[B * L];
+  alignas(64) double coef[B * L];
+  alignas(64) double factor[W == Pairs::MapVjp ? B * L : 1];
+  alignas(64) float wf[W == Pairs::Map && std::is_same_v<T, float> ? B * L : 1];
+  std::fill(acc, acc + rows * d, 0.0);
+  std::fill(alpha, alpha + rows, 0.0);
+  if constexpr (W == Pairs::Map) std::fill(terms.running, terms.running + rows, kNegInf);
+  for (index_t j0 = 0; j0 < q.n; j0 += L) {
+    const index_t j1 = std::min(q.n, j0 + L), len = j1 - j0;
+    gemm_cost_block<M>(g, i0, i1, j0, j1, tile, len);
+    if constexpr (W == Pairs::MapVjp) {
+      dot_block<double>(terms.cot, terms.value_panels, d, 0, rows, j0, j1,
+                        [&](index_t r, index_t j, double s) {
+                          factor[r * len + (j - j0)] = s - terms.cot_t[r];
+                        });
+    }
+    for (index_t r = 0; r < rows; ++r) {
+      double* cr = coef + r * len;
+      const bool live =
+          (W == Pairs::Map || ha[i0 + r] != kNegInf) &&
+          detail::row_coefficients<M, W>(tile + r * len, hb + j0,
+                                         W == Pairs::Map ? 0.0 : ha[i0 + r],
+                                         W == Pairs::MapVjp ? factor + r * len : nullptr, len,
+                                         inv_eps, 1.0, cr,
+                                         W == Pairs::Map ? terms.running + r : nullptr,
+                                         acc + r * d, d, alpha[r]);
+      if (!live) std::fill(cr, cr + len, 0.0);
+    }
+    const T* u = sum_over.rows.data() + j0 * d;
+    if constexpr (W == Pairs::Map && std::is_same_v<T, float>) {
+      // The map's float32 weighted sums: weights in float, float partial sums (the caller sums
+      // centred targets), double accumulation.
+      for (index_t k = 0; k < rows * len; ++k) wf[k] = float(coef[k]);
+      weighted_sum_block(wf, len, rows, u, len, d, acc);
+    } else {
+      weighted_sum_block(coef, len, rows, u, len, d, acc);
+    }
+  }
+  if constexpr (W != Pairs::Map)  // the linear gradients subtract the weighted sums
+    for (index_t k = 0; k < rows * d; ++k) acc[k] = -acc[k];
+}
+
 namespace detail {
+
+// Whether gradient_block_gemm serves metric M in d coordinates.
+template <Metric M>
+bool use_gemm(index_t d) {
+  return kLinearGradient<M> && d >= kGemmMinDim;
+}
 
 // dst (d values) = the point gradient of row i from gradient_block's row sums and alpha.
 template <Metric M, class T>
 void finish_gradient_row(const PointsT<T>& p, MatrixView<T> x, index_t i, const double* row,
                          double alpha, double scale, double* dst) {
-  const index_t d = p.d;
+  const index_t d = x.cols;  // p is empty in the GEMM form except for the cosine
   if constexpr (M == Metric::Cosine) {
     double norm = 0.0;
     for (index_t k = 0; k < d; ++k) norm += double(x(i, k)) * double(x(i, k));
@@ -1389,11 +1479,26 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
   const int t = threads_for_work(threads, n * m);
   dispatch_metric(metric, [&](auto tag) {
     constexpr Metric M = decltype(tag)::value;
-    const PointsT<T> px(x, M == Metric::Cosine), py(y, M == Metric::Cosine);
+    constexpr bool kNormalise = M == Metric::Cosine;
+    const bool gemm = detail::use_gemm<M>(d);
+    GemmPoints<T> gp;
+    if (gemm) gp.assign(x, y, kNormalise ? GemmCentre::Unit : GemmCentre::Both);
+    const PointsT<T> px = gemm && !kNormalise ? PointsT<T>() : PointsT<T>(x, kNormalise);
+    const PointsT<T> py(y, kNormalise);
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
-      gradient_block<M>(px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
-                        alpha.data());
+      if constexpr (detail::kLinearGradient<M>) {
+        if (gemm) {
+          gradient_block_gemm<M>(gp, py, i0, i1, hb.data(), ha.data(), inv_eps, acc.data(),
+                                 alpha.data());
+        } else {
+          gradient_block<M>(px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
+                            alpha.data());
+        }
+      } else {
+        gradient_block<M>(px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
+                          alpha.data());
+      }
       for (index_t i = i0; i < i1; ++i)
         detail::finish_gradient_row<M>(px, x, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
                                        out + i * d);
@@ -1418,20 +1523,48 @@ void entropic_map(MatrixView<T> z, MatrixView<T> y, Metric metric, double p, con
   dispatch_metric(metric, [&](auto tag) {
     constexpr Metric M = decltype(tag)::value;
     constexpr bool kNormalise = M == Metric::Cosine;
-    const PointsT<T> pz(z, kNormalise), py(y, kNormalise);
+    const bool gemm = detail::use_gemm<M>(d);
+    GemmPoints<T> gz;
+    if (gemm) gz.assign(z, y, kNormalise ? GemmCentre::Unit : GemmCentre::Y);
+    const PointsT<T> pz = gemm ? PointsT<T>() : PointsT<T>(z, kNormalise), py(y, kNormalise);
     const PointsT<T> raw = kNormalise ? PointsT<T>(y, false) : PointsT<T>();
+    // The GEMM form averages the targets centred by their mean c (T(z) = sum_j w_j (y_j - c) /
+    // sum_j w_j + c, for any metric): its float partial sums then see |y_j - c|, not |y_j|.
+    std::vector<double> centre(gemm ? std::size_t(d) : 0, 0.0);
+    std::vector<T> shifted;
+    PointsT<T> centred;
+    if (gemm) {
+      for (index_t j = 0; j < m; ++j)
+        for (index_t k = 0; k < d; ++k) centre[k] += double(y(j, k));
+      for (double& c : centre) c /= double(m);
+      shifted.resize(std::size_t(m * d));
+      for (index_t j = 0; j < m; ++j)
+        for (index_t k = 0; k < d; ++k) shifted[j * d + k] = T(double(y(j, k)) - centre[k]);
+      centred = PointsT<T>(MatrixView<T>(shifted.data(), m, d), false);
+    }
     MapTerms<T> terms;
-    terms.values = kNormalise ? &raw : &py;
+    terms.values = gemm ? &centred : kNormalise ? &raw : &py;
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0), running(i1 - i0);
       MapTerms<T> mine = terms;
       mine.running = running.data();
-      gradient_block<M, Pairs::Map>(pz, py, i0, i1, T(p), hb.data(), nullptr, inv_eps,
-                                    acc.data(), alpha.data(), mine);
+      if constexpr (detail::kLinearGradient<M>) {
+        if (gemm) {
+          gradient_block_gemm<M, Pairs::Map>(gz, py, i0, i1, hb.data(), nullptr, inv_eps,
+                                             acc.data(), alpha.data(), mine);
+        } else {
+          gradient_block<M, Pairs::Map>(pz, py, i0, i1, T(p), hb.data(), nullptr, inv_eps,
+                                        acc.data(), alpha.data(), mine);
+        }
+      } else {
+        gradient_block<M, Pairs::Map>(pz, py, i0, i1, T(p), hb.data(), nullptr, inv_eps,
+                                      acc.data(), alpha.data(), mine);
+      }
       for (index_t i = i0; i < i1; ++i) {
         const double s = alpha[i - i0];
         require(s > 0.0, "every target has zero weight");
-        for (index_t k = 0; k < d; ++k) out[i * d + k] = acc[(i - i0) * d + k] / s;
+        for (index_t k = 0; k < d; ++k)
+          out[i * d + k] = acc[(i - i0) * d + k] / s + (gemm ? centre[k] : 0.0);
         lse[i] = running[i - i0] + std::log(s);
       }
     });
@@ -1461,16 +1594,33 @@ void entropic_map_vjp(MatrixView<T> z, MatrixView<T> y, Metric metric, double p,
   dispatch_metric(metric, [&](auto tag) {
     constexpr Metric M = decltype(tag)::value;
     constexpr bool kNormalise = M == Metric::Cosine;
-    const PointsT<T> pz(z, kNormalise), py(y, kNormalise);
+    const bool gemm = detail::use_gemm<M>(d);
+    GemmPoints<T> gz;
+    if (gemm) gz.assign(z, y, kNormalise ? GemmCentre::Unit : GemmCentre::Y);
+    const PointsT<T> pz = gemm && !kNormalise ? PointsT<T>() : PointsT<T>(z, kNormalise);
+    const PointsT<T> py(y, kNormalise);
     const PointsT<T> raw = kNormalise ? PointsT<T>(y, false) : PointsT<T>();
+    std::vector<T> panels;
+    if (gemm) to_panels<T>(m, d, [&](index_t j) { return y.row(j); }, panels);
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
       MapTerms<T> terms;
       terms.values = kNormalise ? &raw : &py;
+      terms.value_panels = panels.data();
       terms.cot = cot + i0 * d;
       terms.cot_t = cot_t.data() + i0;
-      gradient_block<M, Pairs::MapVjp>(pz, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps,
-                                       acc.data(), alpha.data(), terms);
+      if constexpr (detail::kLinearGradient<M>) {
+        if (gemm) {
+          gradient_block_gemm<M, Pairs::MapVjp>(gz, py, i0, i1, hb.data(), ha.data(), inv_eps,
+                                                acc.data(), alpha.data(), terms);
+        } else {
+          gradient_block<M, Pairs::MapVjp>(pz, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps,
+                                           acc.data(), alpha.data(), terms);
+        }
+      } else {
+        gradient_block<M, Pairs::MapVjp>(pz, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps,
+                                         acc.data(), alpha.data(), terms);
+      }
       for (index_t i = i0; i < i1; ++i)
         detail::finish_gradient_row<M>(pz, z, i, acc.data() + (i - i0) * d, alpha[i - i0],
                                        -inv_eps, out + i * d);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pyot/common/config.hpp"
+#include "pyot/common/gemm.hpp"
 #include "pyot/common/view.hpp"
 
 namespace pyot {
@@ -125,25 +126,34 @@ PYOT_ALWAYS_INLINE void cost_row_tile(const T* x, const PointsT<T>& yT, index_t 
 // Dense squared-Euclidean costs in the GEMM form (ALGORITHMS 1): C_ij = max(0, ||x_i||^2 +
 // ||y_j||^2 - 2 <x_i, y_j>) with both clouds centred by the mean of all their points first
 // (exact for the cost, and it removes the cancellation of clouds far from the origin: the
-// absolute error is then ~ u (||x_i - c||^2 + ||y_j - c||^2)). The dot products run in a
-// register-blocked micro-kernel (kGemmRows rows of x against one vector of y columns, summed
-// over the coordinates), in T like the direct sums. From kGemmMinDim coordinates on it is
-// several times faster than the direct form (one FMA per term instead of a subtraction and an
-// FMA, and no pass over the output per coordinate); below it the direct form is kept.
+// absolute error is then ~ u (||x_i - c||^2 + ||y_j - c||^2)). The dot products run in the
+// shared register-blocked micro-kernel (gemm.hpp: dot_block), in T like the direct sums. From
+// kGemmMinDim coordinates on it is several times faster than the direct form (one FMA per term
+// instead of a subtraction and an FMA, and no pass over the output per coordinate); below it
+// the direct form is kept. The Euclidean cost is the square root of it, and the cosine cost
+// 1 - <x_i, y_j> on unit rows is a dot product too (the online tiles of the entropic map and
+// point gradients use all three, gemm_cost_block).
 constexpr index_t kGemmMinDim = 16;
-constexpr index_t kGemmRows = 6;
 
-// The centred clouds: x row-major (n x d), y coordinate-major (d x m), and their squared norms.
+// How GemmPoints prepares the clouds: both centred by the mean of all their points, both by
+// the mean of y (a query's costs then do not depend on the other queries: the entropic map), or
+// rows scaled to unit norm and not centred (the cosine cost).
+enum class GemmCentre { Both, Y, Unit };
+
+// The centred clouds: x row-major (n x d), y in dot_block's panel layout, their squared norms.
 template <class T>
 struct GemmPoints {
   std::vector<T> xr, yc, xn, yn;
   index_t n = 0, m = 0, d = 0;
 
-  void assign(MatrixView<T> x, MatrixView<T> y) { assign(x, nullptr, x.rows, y, nullptr, y.rows); }
+  void assign(MatrixView<T> x, MatrixView<T> y, GemmCentre centre = GemmCentre::Both) {
+    assign(x, nullptr, x.rows, y, nullptr, y.rows, centre);
+  }
 
   // The clouds x[I[0..n)] and y[J[0..m)] (I or J null: the first n or m rows).
   void assign(MatrixView<T> x, const index_t* I, index_t rows_x, MatrixView<T> y, const index_t* J,
-              index_t rows_y) {
+              index_t rows_y, GemmCentre centre = GemmCentre::Both) {
+    const bool unit = centre == GemmCentre::Unit;
     n = rows_x, m = rows_y, d = x.cols;
     auto xrow = [&](index_t i) { return x.row(I ? I[i] : i); };
     auto yrow = [&](index_t j) { return y.row(J ? J[j] : j); };
@@ -153,81 +163,108 @@ struct GemmPoints {
     auto prefetch = [&](const T* r) {
       for (index_t k = 0; k < d; k += index_t(64 / sizeof(T))) __builtin_prefetch(r + k);
     };
-    for (index_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) prefetch(xrow(i + kAhead));
-      for (index_t k = 0; k < d; ++k) mean[k] += double(xrow(i)[k]);
+    if (centre == GemmCentre::Both)
+      for (index_t i = 0; i < n; ++i) {
+        if (i + kAhead < n) prefetch(xrow(i + kAhead));
+        for (index_t k = 0; k < d; ++k) mean[k] += double(xrow(i)[k]);
+      }
+    if (!unit) {
+      for (index_t j = 0; j < m; ++j) {
+        if (j + kAhead < m) prefetch(yrow(j + kAhead));
+        for (index_t k = 0; k < d; ++k) mean[k] += double(yrow(j)[k]);
+      }
+      const double count = double(centre == GemmCentre::Both ? n + m : m);
+      for (double& c : mean) c /= count > 0.0 ? count : 1.0;
     }
-    for (index_t j = 0; j < m; ++j) {
-      if (j + kAhead < m) prefetch(yrow(j + kAhead));
-      for (index_t k = 0; k < d; ++k) mean[k] += double(yrow(j)[k]);
-    }
-    for (double& c : mean) c /= double(n + m);
+    constexpr index_t P = kPanel<T>;
     xr.resize(std::size_t(n * d));
-    yc.resize(std::size_t(d * m));
+    yc.assign(std::size_t((m + P - 1) / P * P * d), T(0));
     xn.resize(std::size_t(n));
     yn.resize(std::size_t(m));
-    for (index_t i = 0; i < n; ++i) {
+    // Row r centred (or scaled to unit norm: a zero row stays zero) into dst[k * stride], its
+    // squared norm returned.
+    auto put_row = [&](const T* r, T* dst, index_t stride) {
+      double scale = 1.0;
+      if (unit) {
+        double s = 0.0;
+        for (index_t k = 0; k < d; ++k) s += double(r[k]) * double(r[k]);
+        scale = s > 0.0 ? 1.0 / std::sqrt(s) : 0.0;
+      }
       double s = 0.0;
       for (index_t k = 0; k < d; ++k) {
-        const T v = T(double(xrow(i)[k]) - mean[k]);
-        xr[i * d + k] = v;
+        const T v = T((double(r[k]) - mean[k]) * scale);
+        dst[k * stride] = v;
         s += double(v) * double(v);
       }
-      xn[i] = T(s);
-    }
-    for (index_t j = 0; j < m; ++j) {
-      double s = 0.0;
-      for (index_t k = 0; k < d; ++k) {
-        const T v = T(double(yrow(j)[k]) - mean[k]);
-        yc[k * m + j] = v;
-        s += double(v) * double(v);
-      }
-      yn[j] = T(s);
-    }
+      return T(s);
+    };
+    for (index_t i = 0; i < n; ++i) xn[i] = put_row(xrow(i), xr.data() + i * d, 1);
+    for (index_t j = 0; j < m; ++j)
+      yn[j] = put_row(yrow(j), yc.data() + (j / P) * P * d + j % P, P);
   }
 };
 
-// Rows [i0, i1) of the GEMM-form cost into out (row i at out + (i - i0) * ld).
+// out[(i - i0) * ld + (j - j0)] = c(x_i, y_j) for i in [i0, i1), j in [j0, j1) in the GEMM form:
+// max(0, ||x_i||^2 + ||y_j||^2 - 2 <x_i, y_j>) on centred clouds, 1 - <x_i, y_j> clamped to
+// [0, 2] on unit rows (GemmCentre::Unit) for the cosine, and for the Euclidean cost the square
+// root of the first. The root would turn the expansion's absolute error ~ u (||x_i||^2 +
+// ||y_j||^2) into ~ sqrt(u) (||x_i|| + ||y_j||) for nearby pairs (a query on a target: a cost of
+// 3e-3 instead of 0 in float32), so pairs with a squared cost below sqrt(u) (||x_i||^2 +
+// ||y_j||^2) are summed again directly from the centred coordinates (rare: exact zeros stay 0).
+template <Metric M, class T>
+PYOT_ALWAYS_INLINE void gemm_cost_block(const GemmPoints<T>& g, index_t i0, index_t i1,
+                                        index_t j0, index_t j1, T* out, index_t ld) {
+  static_assert(M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine,
+                "the GEMM form covers the squared Euclidean, Euclidean and cosine costs");
+  const T* xn = g.xn.data();
+  const T* yn = g.yn.data();
+  dot_block<T>(g.xr.data(), g.yc.data(), g.d, i0, i1, j0, j1,
+               [&](index_t i, index_t j, T s) {
+                 T c;
+                 if constexpr (M == Metric::Cosine) {
+                   c = CostOp<M>::finish(s, T(2));
+                 } else {
+                   const T v = xn[i] + yn[j] - T(2) * s;
+                   c = v > T(0) ? v : T(0);
+                 }
+                 out[(i - i0) * ld + (j - j0)] = c;
+               });
+  if constexpr (M == Metric::Euclidean) {
+    const T small = std::sqrt(std::numeric_limits<T>::epsilon());
+    const index_t len = j1 - j0;
+    for (index_t i = i0; i < i1; ++i) {
+      T* o = out + (i - i0) * ld;
+      const T* yj = yn + j0;
+      const T xi = xn[i];
+      int near = 0;
+#pragma omp simd reduction(| : near)
+      for (index_t t = 0; t < len; ++t) near |= int(o[t] < small * (xi + yj[t]));
+      if (near) {
+        constexpr index_t P = kPanel<T>;
+        const T* x = g.xr.data() + i * g.d;
+        for (index_t t = 0; t < len; ++t) {
+          if (!(o[t] < small * (xi + yj[t]))) continue;
+          const index_t j = j0 + t;
+          const T* y = g.yc.data() + (j / P) * P * g.d + j % P;
+          T s = T(0);
+          for (index_t k = 0; k < g.d; ++k) {
+            const T e = x[k] - y[k * P];
+            s += e * e;
+          }
+          o[t] = s;
+        }
+      }
+#pragma omp simd
+      for (index_t t = 0; t < len; ++t) o[t] = std::sqrt(o[t]);
+    }
+  }
+}
+
+// Rows [i0, i1) of the GEMM-form squared Euclidean cost into out (row i at out + (i - i0) * ld).
 template <class T>
 PYOT_MULTIVERSION void sqeuclidean_gemm_rows(const GemmPoints<T>& g, index_t i0, index_t i1, T* out,
                                              index_t ld) {
-  constexpr index_t R = kGemmRows, W = index_t(64 / sizeof(T));
-  const index_t m = g.m, d = g.d;
-  const T* xr = g.xr.data();
-  const T* yc = g.yc.data();
-  for (index_t j0 = 0; j0 < m; j0 += W) {
-    const index_t w = std::min(W, m - j0);
-    for (index_t r0 = i0; r0 < i1; r0 += R) {
-      const index_t h = std::min(R, i1 - r0);
-      T acc[R][W] = {};
-      if (h == R && w == W) {
-        for (index_t k = 0; k < d; ++k) {
-          const T* yk = yc + k * m + j0;
-          for (index_t r = 0; r < R; ++r) {
-            const T xv = xr[(r0 + r) * d + k];
-#pragma omp simd
-            for (index_t c = 0; c < W; ++c) acc[r][c] += xv * yk[c];
-          }
-        }
-      } else {
-        for (index_t k = 0; k < d; ++k) {
-          const T* yk = yc + k * m + j0;
-          for (index_t r = 0; r < h; ++r) {
-            const T xv = xr[(r0 + r) * d + k];
-            for (index_t c = 0; c < w; ++c) acc[r][c] += xv * yk[c];
-          }
-        }
-      }
-      for (index_t r = 0; r < h; ++r) {
-        T* o = out + (r0 + r - i0) * ld + j0;
-        const T xn = g.xn[r0 + r];
-        for (index_t c = 0; c < w; ++c) {
-          const T v = xn + g.yn[j0 + c] - T(2) * acc[r][c];
-          o[c] = v > T(0) ? v : T(0);
-        }
-      }
-    }
-  }
+  gemm_cost_block<Metric::SqEuclidean>(g, i0, i1, 0, g.m, out, ld);
 }
 
 // Least and largest entries of x[0, len) in one vector pass; false when an entry is NaN or inf
