@@ -131,7 +131,6 @@ class _Objective:
         self.inner_tol = _INNER_TOL[1]
         self.last: tuple[np.ndarray, float] | None = None  # the last point solved, its loss
         self.failed = 0  # inner solves that stopped at their iteration cap
-        self.solves = 0
 
     def __call__(self, w: np.ndarray, gradient: bool) -> tuple[float, np.ndarray | None]:
         cost = self.buffers[0]
@@ -146,7 +145,6 @@ class _Objective:
                     max_iter=_INNER_MAX_ITER, threads=None, init=(self.f, self.g),
                     value=False,  # only the objective is read: no <P, C> pass
                 )
-            self.solves += 1
             self.failed += any(issubclass(c.category, ConvergenceWarning) for c in caught)
             self.f, self.g = solved.f[0], solved.g[0]
             loss = -float(np.vdot(w, self.observed)) - solved.result.objective

@@ -1466,6 +1466,21 @@ inline std::vector<double> log_weighted(const double* b, const double* g, double
 
 }  // namespace detail
 
+// Rows [i0, i1) of gradient_block's sums, by the matrix-product form when `gemm` (from
+// detail::use_gemm; g then holds the GEMM layout of the rows and q) and by direct tiles otherwise.
+template <Metric M, Pairs W = Pairs::Plan, class T>
+void pair_block(bool gemm, const GemmPoints<T>& g, const PointsT<T>& p, const PointsT<T>& q,
+                index_t i0, index_t i1, T pexp, const double* hb, const double* ha,
+                double inv_eps, double* acc, double* alpha, const MapTerms<T>& terms = {}) {
+  if constexpr (detail::kLinearGradient<M>) {
+    if (gemm) {
+      gradient_block_gemm<M, W>(g, q, i0, i1, hb, ha, inv_eps, acc, alpha, terms);
+      return;
+    }
+  }
+  gradient_block<M, W>(p, q, i0, i1, pexp, hb, ha, inv_eps, acc, alpha, terms);
+}
+
 // out (n x d, row-major) = sum_j P_ij grad_x c(x_i, y_j), see above.
 template <class T>
 void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, const double* a,
@@ -1487,18 +1502,8 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
     const PointsT<T> py(y, kNormalise);
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
-      if constexpr (detail::kLinearGradient<M>) {
-        if (gemm) {
-          gradient_block_gemm<M>(gp, py, i0, i1, hb.data(), ha.data(), inv_eps, acc.data(),
-                                 alpha.data());
-        } else {
-          gradient_block<M>(px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
-                            alpha.data());
-        }
-      } else {
-        gradient_block<M>(px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
-                          alpha.data());
-      }
+      pair_block<M>(gemm, gp, px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
+                    alpha.data());
       for (index_t i = i0; i < i1; ++i)
         detail::finish_gradient_row<M>(px, x, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
                                        out + i * d);
@@ -1548,18 +1553,8 @@ void entropic_map(MatrixView<T> z, MatrixView<T> y, Metric metric, double p, con
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0), running(i1 - i0);
       MapTerms<T> mine = terms;
       mine.running = running.data();
-      if constexpr (detail::kLinearGradient<M>) {
-        if (gemm) {
-          gradient_block_gemm<M, Pairs::Map>(gz, py, i0, i1, hb.data(), nullptr, inv_eps,
-                                             acc.data(), alpha.data(), mine);
-        } else {
-          gradient_block<M, Pairs::Map>(pz, py, i0, i1, T(p), hb.data(), nullptr, inv_eps,
-                                        acc.data(), alpha.data(), mine);
-        }
-      } else {
-        gradient_block<M, Pairs::Map>(pz, py, i0, i1, T(p), hb.data(), nullptr, inv_eps,
-                                      acc.data(), alpha.data(), mine);
-      }
+      pair_block<M, Pairs::Map>(gemm, gz, pz, py, i0, i1, T(p), hb.data(), nullptr, inv_eps,
+                                acc.data(), alpha.data(), mine);
       for (index_t i = i0; i < i1; ++i) {
         const double s = alpha[i - i0];
         require(s > 0.0, "every target has zero weight");
@@ -1609,18 +1604,8 @@ void entropic_map_vjp(MatrixView<T> z, MatrixView<T> y, Metric metric, double p,
       terms.value_panels = panels.data();
       terms.cot = cot + i0 * d;
       terms.cot_t = cot_t.data() + i0;
-      if constexpr (detail::kLinearGradient<M>) {
-        if (gemm) {
-          gradient_block_gemm<M, Pairs::MapVjp>(gz, py, i0, i1, hb.data(), ha.data(), inv_eps,
-                                                acc.data(), alpha.data(), terms);
-        } else {
-          gradient_block<M, Pairs::MapVjp>(pz, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps,
-                                           acc.data(), alpha.data(), terms);
-        }
-      } else {
-        gradient_block<M, Pairs::MapVjp>(pz, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps,
-                                         acc.data(), alpha.data(), terms);
-      }
+      pair_block<M, Pairs::MapVjp>(gemm, gz, pz, py, i0, i1, T(p), hb.data(), ha.data(),
+                                   inv_eps, acc.data(), alpha.data(), terms);
       for (index_t i = i0; i < i1; ++i)
         detail::finish_gradient_row<M>(pz, z, i, acc.data() + (i - i0) * d, alpha[i - i0],
                                        -inv_eps, out + i * d);
