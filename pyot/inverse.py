@@ -68,7 +68,7 @@ class _Model:
             self.shape: tuple[int, ...] = (phi.shape[2],)
         else:
             self.x = x - a @ x
-            self.y = y - b @ y
+            self.y = np.ascontiguousarray(y - b @ y)
             self.shape = (x.shape[1], y.shape[1]) if kind == "bilinear" else (x.shape[1],)
 
     def cost(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -131,6 +131,11 @@ class _Objective:
         self.inner_tol = _INNER_TOL[1]
         self.last: tuple[np.ndarray, float] | None = None  # the last point solved, its loss
         self.failed = 0  # inner solves that stopped at their iteration cap
+        # P y at the last point (bilinear and diagonal features), from the solve itself: fused
+        # into the float kernel's exact confirmation pass, which computes the plan's entries
+        # anyway; `plan_y_ok` says whether it holds.
+        self.plan_y = None if model.kind == "callable" else np.empty((a.size, model.y.shape[1]))
+        self.plan_y_ok = False
 
     def __call__(self, w: np.ndarray, gradient: bool) -> tuple[float, np.ndarray | None]:
         cost = self.buffers[0]
@@ -138,21 +143,27 @@ class _Objective:
             loss = self.last[1]  # solved last: its cost and potentials are still here
         else:
             self.model.cost(w, cost)
+            # P y is asked of every solve: where a gradient is not needed now it is only taken
+            # when free (fused), for a later gradient at this point (a momentum restart).
+            product = None if self.plan_y is None else (self.model.y, self.plan_y, not gradient)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
                 solved = _run(
                     self.fn, cost, self.a, self.b, eps=self.eps, tol=self.inner_tol,
                     max_iter=_INNER_MAX_ITER, threads=None, init=(self.f, self.g),
                     value=False,  # only the objective is read: no <P, C> pass
+                    plan_y=product,
                 )
             self.failed += any(issubclass(c.category, ConvergenceWarning) for c in caught)
             self.f, self.g = solved.f[0], solved.g[0]
+            self.plan_y_ok = solved.plan_y_written
             loss = -float(np.vdot(w, self.observed)) - solved.result.objective
             self.last = (w.copy(), loss)
         if not gradient:
             return loss, None
-        if self.model.kind != "callable":
-            return loss, self.model.expect_rows(self._plan_times_y(w)) - self.observed
+        if self.plan_y is not None:
+            plan_y = self.plan_y if self.plan_y_ok else self._plan_times_y(w)
+            return loss, self.model.expect_rows(plan_y) - self.observed
         # P = a b^T exp((f + g - C) / eps), in place in the second buffer (the plan of
         # sinkhorn.py's result allocates three temporaries of this size).
         plan = np.multiply(cost, -1.0 / self.eps, out=self.buffers[1])

@@ -102,6 +102,7 @@ class Solved:
     f: np.ndarray
     g: np.ndarray
     eps: float
+    plan_y_written: bool = False  # _run's plan_y: its output holds P y at (f, g)
 
 
 def _run(
@@ -119,10 +120,17 @@ def _run(
     method: object = "auto",
     reg_marginals: tuple[float, float] = (math.inf, math.inf),
     value: bool = True,
+    plan_y: tuple[np.ndarray, np.ndarray, bool] | None = None,
 ) -> Solved:
     """The shared solve. ``value=False`` (internal callers that only read ``objective``, such as
     pyot.inverse) skips ``<P, C>`` on dense costs, one exp pass over the cost: the result's
-    ``value`` is then NaN."""
+    ``value`` is then NaN.
+
+    ``plan_y=(y, out, fused_only)`` (internal, pyot.inverse; a single dense problem): ``y``
+    float64 C-contiguous ``(m, d)``, ``out`` float64 ``(n, d)``; ``P @ y`` at the returned
+    potentials is written into ``out`` (``plan_y_written``): fused into the float kernel's exact
+    confirmation pass when that ran there, else by an exp pass of its own, skipped when
+    ``fused_only``."""
     eps = V.positive(eps, "eps", fn)
     tol = V.non_negative(tol, "tol", fn)
     max_iter = V.integer(max_iter, "max_iter", fn, minimum=0)
@@ -155,11 +163,15 @@ def _run(
             cost_range=float(ranges[0]), eps_start=float(eps_start[0]), **options,
         )
     else:
+        product = {} if plan_y is None else dict(
+            plan_y=plan_y[0], plan_y_out=plan_y[1], plan_y_fused_only=plan_y[2]
+        )
         out = _core.sinkhorn_dense(
             problem.cost, problem.a, problem.b, f, g, ranges, eps_start,
-            method=_METHODS[method], value=value, **options,
+            method=_METHODS[method], value=value, **options, **product,
         )
-    return Solved(problem, _result(fn, problem, out, f, g, eps), f, g, eps)
+    written = len(out) > 5 and bool(out[5])
+    return Solved(problem, _result(fn, problem, out[:5], f, g, eps), f, g, eps, written)
 
 
 def _result(

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <tuple>
 
 #include "common.hpp"
@@ -70,13 +71,28 @@ void for_each_problem(index_t batch, int threads, Solve&& solve) {
 }
 
 template <class T>
-BatchOut sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const carray<double>& b,
+py::tuple sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const carray<double>& b,
                         carray<double>& f, carray<double>& g, const carray<double>& cost_range,
                         const carray<double>& eps_start, double eps, double tol, index_t max_iter,
                         double eps_scaling, int method, bool overrelax, double tau_a, double tau_b,
-                        int threads, bool value) {
+                        int threads, bool value, const std::optional<carray<double>>& plan_y,
+                        std::optional<carray<double>>& plan_y_out, bool plan_y_fused_only) {
   require_ndim(cost, 3, "cost");
   const index_t batch = cost.shape(0), n = cost.shape(1), m = cost.shape(2);
+  // Internal (pyot.inverse): P Y at the returned potentials of a single problem, in place.
+  require(plan_y.has_value() == plan_y_out.has_value(),
+          "plan_y and plan_y_out must be given together");
+  sk::PlanProduct product;
+  if (plan_y) {
+    require(batch == 1, "plan_y needs a single problem");
+    require_ndim(*plan_y, 2, "plan_y");
+    product.d = plan_y->shape(1);
+    require_shape(*plan_y, {m, product.d}, "plan_y");
+    require_shape(*plan_y_out, {n, product.d}, "plan_y_out");
+    product.y = plan_y->data();
+    product.out = plan_y_out->mutable_data();
+    product.fused_only = plan_y_fused_only;
+  }
   require_shape(a, {batch, n}, "a");
   require_shape(b, {batch, m}, "b");
   require_shape(f, {batch, n}, "f");
@@ -99,10 +115,13 @@ BatchOut sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const ca
       o.eps_start = eps_start.data()[k];
       const MatrixView<T> ck(c + k * n * m, n, m);
       out.store(k,
-                sk::solve_dense(ck, a.data() + k * n, b.data() + k * m, fp + k * n, gp + k * m, o));
+                sk::solve_dense(ck, a.data() + k * n, b.data() + k * m, fp + k * n, gp + k * m, o,
+                                plan_y ? &product : nullptr));
     });
   }
-  return out.out();
+  py::tuple result = py::cast(out.out());
+  if (!plan_y) return result;
+  return py::make_tuple(result[0], result[1], result[2], result[3], result[4], product.written);
 }
 
 template <class T>
@@ -245,10 +264,16 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("eps_start").noconvert(), py::kw_only(), py::arg("eps"), py::arg("tol"),
                     py::arg("max_iter"), py::arg("eps_scaling"), py::arg("method"),
                     py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"), py::arg("threads"),
-                    py::arg("value") = true,
+                    py::arg("value") = true, py::arg("plan_y").noconvert() = py::none(),
+                    py::arg("plan_y_out").noconvert() = py::none(),
+                    py::arg("plan_y_fused_only") = false,
                     "Batched dense Sinkhorn; f and g are updated in place. Returns (status, "
                     "n_iter, marginal_error, value, objective), each of shape (B,); value is NaN "
-                    "when value=False (<P, C> not computed).");
+                    "when value=False (<P, C> not computed). plan_y (m, d) with plan_y_out "
+                    "(n, d), B = 1 only: P @ plan_y at the returned potentials is written into "
+                    "plan_y_out, and the tuple gains a sixth element, whether it was: always, "
+                    "or with plan_y_fused_only only when the float kernel's exact confirmation "
+                    "pass gave it at those potentials (no pass of its own).");
   PYOT_DEF_FLOATING(
       m, "sinkhorn_online", sinkhorn_online, py::arg("x").noconvert(), py::arg("y").noconvert(),
       py::arg("metric"), py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),

@@ -246,6 +246,56 @@ class DenseCost {
 };
 
 // ---------------------------------------------------------------------------------------------
+// The plan times a matrix, P Y (n x d) for Y (m x d), at the returned potentials: what
+// pyot.inverse's gradient needs (<phi, P> = X^T P Y for bilinear features). Asked of a dense
+// solve, it comes from the exact confirmation pass of the float kernel when that pass ran at the
+// returned potentials (the exp values are already there), else from one exp pass of its own.
+struct PlanProduct {
+  const double* y = nullptr;  // m x d, row-major
+  index_t d = 0;
+  double* out = nullptr;  // n x d, row-major
+  bool fused_only = false;  // write P Y only when the confirmation pass gives it (no extra pass)
+  bool written = false;     // set by solve_dense: out holds P Y at the returned potentials
+};
+
+namespace detail {
+// Y's columns weighted by b, d x m (column k of Y times b, contiguous for the row products).
+inline std::vector<double> weighted_columns(const PlanProduct& p, const double* b, index_t m) {
+  std::vector<double> wt(std::size_t(p.d) * std::size_t(m));
+  for (index_t j = 0; j < m; ++j)
+    for (index_t k = 0; k < p.d; ++k) wt[std::size_t(k) * std::size_t(m) + j] = b[j] * p.y[j * p.d + k];
+  return wt;
+}
+// out_k = scale sum_j e_j wt_kj: one row of P Y from that row's e_j = P_ij / (a_i b_j).
+inline void row_product(const double* e, const double* wt, index_t m, index_t d, double scale,
+                        double* out) {
+  for (index_t k = 0; k < d; ++k) out[k] = scale * row_dot(e, wt + std::size_t(k) * std::size_t(m), m);
+}
+}  // namespace detail
+
+// P Y by one exp pass over C at (f, g): the fallback when no confirmation pass provided it.
+template <class T>
+void plan_product(const DenseCost<T>& cost, const double* a, const double* b, const double* f,
+                  const double* g, double eps, const PlanProduct& p, int threads) {
+  const index_t n = cost.rows(), m = cost.cols();
+  const double inv_eps = 1.0 / eps;
+  const std::vector<double> wt = detail::weighted_columns(p, b, m);
+  std::vector<double> hg(m);
+  for (index_t j = 0; j < m; ++j) hg[j] = g[j] * inv_eps;
+  for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+    std::vector<double> e(m);
+    for (index_t i = i0; i < i1; ++i) {
+      if (!(a[i] > 0.0)) {
+        std::fill(p.out + i * p.d, p.out + (i + 1) * p.d, 0.0);
+        continue;
+      }
+      cost.gibbs_values(i, hg.data(), f[i] * inv_eps, inv_eps, e.data());
+      detail::row_product(e.data(), wt.data(), m, p.d, a[i], p.out + i * p.d);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // A lazy cost between two point clouds: R x T cost tiles evaluated on the fly, O((n + m) d)
 // memory. The metric is a template parameter so the tile loop is branch-free.
 template <class T, Metric M>
@@ -380,14 +430,16 @@ class ScalingKernel {
   // sum_i a_i e_ij. Column sums are reduced per fixed block of rows, then over blocks in order
   // (independent of the thread count). False when some sum leaves the safe range: the caller
   // then uses the max-shifted log-domain passes.
+  // With a plan product requested, the same pass also gives P Y at (f, g) (product_at).
   bool exact_ratios(const double* f, const double* g, const double* a, const double* b,
-                    double eps, double* r, double* c, int threads) const {
+                    double eps, double* r, double* c, int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps;
     const index_t block = std::max(kRowBlock, n_blocks(n, 64));  // at most 64 partials
     const index_t blocks = n_blocks(n, block);
     std::vector<double> hg(m), partial(std::size_t(blocks) * std::size_t(m), 0.0);
     for (index_t j = 0; j < m; ++j) hg[j] = g[j] * inv_eps;
+    const PlanProduct& p = product_;
     for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
       std::vector<double> e(m);
       double* acc = partial.data() + std::size_t(i0 / block) * std::size_t(m);
@@ -396,6 +448,9 @@ class ScalingKernel {
         const double sum = row_dot(e.data(), b, m);
         r[i] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
         if (a[i] > 0.0) col_axpy(e.data(), a[i], m, acc);
+        if (p.out != nullptr)
+          detail::row_product(e.data(), product_wt_.data(), m, p.d, a[i] > 0.0 ? a[i] : 0.0,
+                              p.out + i * p.d);
       }
     });
     for (index_t j = 0; j < m; ++j) {
@@ -403,7 +458,25 @@ class ScalingKernel {
       for (index_t t = 0; t < blocks; ++t) sum += partial[std::size_t(t) * std::size_t(m) + j];
       c[j] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
     }
-    return all_finite(r, n) && all_finite(c, m);
+    const bool ok = all_finite(r, n) && all_finite(c, m);
+    if (p.out != nullptr && ok) {
+      product_f_.assign(f, f + n);
+      product_g_.assign(g, g + m);
+      product_eps_ = eps;
+    }
+    return ok;
+  }
+
+  // Asks exact_ratios for P Y (b: the column weights); only a float kernel runs that pass.
+  void request_product(const PlanProduct& p, const double* b) {
+    product_ = p;
+    product_wt_ = detail::weighted_columns(p, b, cost_.cols());
+  }
+  // True when the last exact pass wrote P Y at exactly these potentials and eps.
+  bool product_at(const double* f, const double* g, double eps) const {
+    return product_eps_ == eps && product_f_.size() == std::size_t(cost_.rows()) &&
+           std::equal(product_f_.begin(), product_f_.end(), f) &&
+           std::equal(product_g_.begin(), product_g_.end(), g);
   }
 
   // Absorbs when the scalings have drifted too far from the stored kernel.
@@ -491,6 +564,10 @@ class ScalingKernel {
   std::vector<double> k_;  // double K: no accuracy floor near 1e-7
   std::vector<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
+  PlanProduct product_;                           // requested P Y (out null: none)
+  std::vector<double> product_wt_;                // Y's columns weighted by b, d x m
+  std::vector<double> product_f_, product_g_;     // the potentials P Y was last written at
+  double product_eps_ = 0.0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1123,21 +1200,34 @@ Result solve(const Kernel& kernel, Scaling* scaling, const double* a, const doub
 }
 
 // A dense problem: builds the scaling-domain kernel only when some stage will use it.
+// `product` (optional) asks for P Y at the returned potentials as well.
 template <class T>
 Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f, double* g,
-                   Options o) {
+                   Options o, PlanProduct* product = nullptr) {
   const DenseCost<T> cost(c);
+  const auto with_product = [&](const Result& r, const ScalingKernel<T>* scaling) {
+    if (product == nullptr || r.status == Status::NotFinite) return r;
+    product->written = scaling != nullptr && scaling->product_at(f, g, o.eps);
+    if (!product->written && !product->fused_only) {
+      plan_product(cost, a, b, f, g, o.eps, *product, threads_for_work(o.threads, c.rows * c.cols));
+      product->written = true;
+    }
+    return r;
+  };
   o.scaling_limit = kScalingRangeLimit;
   const bool annealing = o.eps_scaling > 0.0 && o.eps_start > o.eps;
   const double first_eps = annealing ? o.eps_start : o.eps;
   const bool may_scale =
       o.method == Method::Scaling ||
       (o.method == Method::Auto && (annealing || o.cost_range <= o.scaling_limit * first_eps));
-  if (!may_scale) return solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o);
+  if (!may_scale)
+    return with_product(solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o),
+                        nullptr);
   const bool single = o.tol >= kSingleTol && o.cost_range <= kSingleRangeLimit * o.eps &&
                       c.rows * c.cols >= kSingleMinEntries;
   ScalingKernel<T> scaling(cost, kAbsorbLimit, single);
-  return solve(cost, &scaling, a, b, f, g, o);
+  if (product != nullptr) scaling.request_product(*product, b);
+  return with_product(solve(cost, &scaling, a, b, f, g, o), &scaling);
 }
 
 // Point clouds, cost evaluated on the fly.
