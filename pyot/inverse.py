@@ -71,12 +71,17 @@ class _Model:
             self.y = np.ascontiguousarray(y - b @ y)
             self.shape = (x.shape[1], y.shape[1]) if kind == "bilinear" else (x.shape[1],)
 
-    def cost(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``C_A`` (into ``out``, an ``(n, m)`` float64 buffer, when given)."""
+    def cost(self, w: np.ndarray, out: np.ndarray) -> float | None:
+        """``C_A`` into ``out`` (an ``(n, m)`` float64 buffer); returns ``max C - min C`` when
+        measured on the way (bilinear and diagonal features: the compiled GEMM-form cost
+        takes each block's range while it is in cache), else None."""
         if self.kind == "callable":
-            return np.matmul(self.phi, -w, out=out)
-        xw = self.x @ -w if self.kind == "bilinear" else self.x * -w
-        return np.matmul(xw, self.y.T, out=out)
+            np.matmul(self.phi, -w, out=out)
+            return None
+        u = self.x @ w if self.kind == "bilinear" else self.x * w
+        lo, hi = _core.bilinear_cost(np.ascontiguousarray(u), self.y, out)
+        spread = hi - lo
+        return spread if math.isfinite(spread) else None  # not finite: the solve's check says
 
     def expect(self, plan: np.ndarray) -> np.ndarray:
         """``<Phi_k, P>`` for every k (a plan on the observed rows and columns)."""
@@ -142,7 +147,7 @@ class _Objective:
         if self.last is not None and np.array_equal(self.last[0], w):
             loss = self.last[1]  # solved last: its cost and potentials are still here
         else:
-            self.model.cost(w, cost)
+            cost_range = self.model.cost(w, cost)
             # P y is asked of every solve: where a gradient is not needed now it is only taken
             # when free (fused), for a later gradient at this point (a momentum restart).
             product = None if self.plan_y is None else (self.model.y, self.plan_y, not gradient)
@@ -152,7 +157,7 @@ class _Objective:
                     self.fn, cost, self.a, self.b, eps=self.eps, tol=self.inner_tol,
                     max_iter=_INNER_MAX_ITER, threads=None, init=(self.f, self.g),
                     value=False,  # only the objective is read: no <P, C> pass
-                    plan_y=product,
+                    plan_y=product, cost_range=cost_range,
                 )
             self.failed += any(issubclass(c.category, ConvergenceWarning) for c in caught)
             self.f, self.g = solved.f[0], solved.g[0]

@@ -121,6 +121,7 @@ def _run(
     reg_marginals: tuple[float, float] = (math.inf, math.inf),
     value: bool = True,
     plan_y: tuple[np.ndarray, np.ndarray, bool] | None = None,
+    cost_range: float | None = None,
 ) -> Solved:
     """The shared solve. ``value=False`` (internal callers that only read ``objective``, such as
     pyot.inverse) skips ``<P, C>`` on dense costs, one exp pass over the cost: the result's
@@ -130,7 +131,11 @@ def _run(
     float64 C-contiguous ``(m, d)``, ``out`` float64 ``(n, d)``; ``P @ y`` at the returned
     potentials is written into ``out`` (``plan_y_written``): fused into the float kernel's exact
     confirmation pass when that ran there, else by an exp pass of its own, skipped when
-    ``fused_only``."""
+    ``fused_only``.
+
+    ``cost_range`` (internal, pyot.inverse): the caller built ``cost`` itself (float64,
+    C-contiguous, 2-D, finite; ``a`` and ``b`` float64 of equal mass) and measured
+    ``max C - min C`` while doing so: the validation pass over the cost is skipped."""
     eps = V.positive(eps, "eps", fn)
     tol = V.non_negative(tol, "tol", fn)
     max_iter = V.integer(max_iter, "max_iter", fn, minimum=0)
@@ -143,7 +148,13 @@ def _run(
             f"{fn}: method='scaling' needs a dense cost matrix; a PointCloud is solved online "
             "in the log domain (use method='auto' or 'log', or pass PointCloud.dense())"
         )
-    problem = validated_problem(cost, a, b, fn, balanced=balanced, dense_limit=_DENSE_LIMIT)
+    if cost_range is None:
+        problem = validated_problem(cost, a, b, fn, balanced=balanced, dense_limit=_DENSE_LIMIT)
+    else:
+        assert isinstance(cost, np.ndarray) and isinstance(a, np.ndarray)
+        assert isinstance(b, np.ndarray)
+        problem = Problem(cost[None], a[None], b[None], False, cost.dtype,
+                          np.array([cost_range]))
     f, g = _initial_potentials(init, problem, fn)
     ranges = _cost_ranges(problem)
     if q is None:  # automatic: anneal from the cost's range when eps is small against it

@@ -341,3 +341,44 @@ def test_namespace():
     assert "fit_cost" not in pyot.__all__
     assert "inverse" not in pyot.__all__
     assert set(pyot.inverse.__all__) == {"InverseOTResult", "fit_cost", "fit_cost_path"}
+
+
+@pytest.mark.parametrize("n", [40, 1450])  # 1450^2 >= 2^21: the float kernel, P y fused
+@pytest.mark.parametrize("features", ["bilinear", "diagonal"])
+def test_gradient_is_features_against_plan(rng, n, features):
+    # grad L = <phi, P_A> - <phi, P_hat> with P_A the Gibbs plan at the returned potentials,
+    # whether P y came with the solve (fused or its own pass) or after it (a solved point).
+    from pyot.inverse import _Fit
+
+    x, y = rng.standard_normal((n, 3)), rng.standard_normal((n, 3))
+    problem = _Fit("test", x, y, identity_pairs(n), features, EPS)
+    obj, model = problem.objective, problem.model
+    shape = (3, 3) if features == "bilinear" else (3,)
+    for gradient_first in (True, False):
+        w = rng.standard_normal(shape) * 0.3
+        if not gradient_first:
+            obj(w, False)  # then the gradient at the same, already solved point
+        _, grad = obj(w, True)
+        u = model.x @ w if features == "bilinear" else model.x * w
+        plan = np.outer(obj.a, obj.b) * np.exp((obj.f[:, None] + obj.g[None, :] + u @ model.y.T)
+                                               / EPS)
+        py = plan @ model.y
+        want = model.x.T @ py if features == "bilinear" else np.einsum("ik,ik->k", model.x, py)
+        np.testing.assert_allclose(grad, want - obj.observed, rtol=1e-9, atol=1e-12)
+
+
+def test_bilinear_cost_and_range(rng):
+    from pyot import _core
+
+    u, y = rng.standard_normal((37, 5)), rng.standard_normal((29, 5))
+    out = np.empty((37, 29))
+    lo, hi = _core.bilinear_cost(u, y, out)
+    np.testing.assert_allclose(out, -u @ y.T, rtol=1e-13, atol=1e-14)
+    assert (lo, hi) == (out.min(), out.max())
+    u[3, 2] = np.inf
+    lo, hi = _core.bilinear_cost(u, y, out)
+    assert math.isnan(lo) and math.isnan(hi)
+    with pytest.raises(ValueError, match="u and y must have the same number of columns"):
+        _core.bilinear_cost(u, np.ascontiguousarray(y[:, :4]), out)
+    with pytest.raises(ValueError, match="out"):
+        _core.bilinear_cost(u, y, np.empty((29, 37)))

@@ -1607,3 +1607,62 @@ class TestSingleKernel:
         np.testing.assert_array_equal(lean.f, full.f)
         assert lean.marginal_error == full.marginal_error
         assert full.value == pytest.approx(float((full.plan * cost).sum()), rel=1e-12)
+
+    @pytest.mark.parametrize("size", [(1500, 1400), (60, 50)])
+    @pytest.mark.parametrize("fused_only", [False, True])
+    def test_plan_times_y_for_internal_callers(self, rng, size, fused_only):
+        # P @ y at the returned potentials, fused into the float kernel's exact confirmation
+        # pass (1500 x 1400 at tol 1e-6), else by a pass of its own unless fused_only.
+        from pyot.sinkhorn import _run
+
+        n, m = size
+        cost, a, b = problem(rng, n, m)
+        y = rng.standard_normal((m, 3))
+        out = np.full((n, 3), np.nan)
+        opts = dict(eps=0.05, tol=1e-6, max_iter=1000, threads=None)
+        plain = _run("t", cost, a, b, **opts)
+        solved = _run("t", cost, a, b, plan_y=(y, out, fused_only), **opts)
+        np.testing.assert_array_equal(solved.f, plain.f)  # the solve itself is unchanged
+        assert solved.result.objective == plain.result.objective
+        fused = n * m >= 1 << 21
+        assert solved.plan_y_written == (fused or not fused_only)
+        if solved.plan_y_written:
+            f, g = solved.f[0], solved.g[0]
+            plan = a[:, None] * b[None, :] * np.exp((f[:, None] + g[None, :] - cost) / 0.05)
+            np.testing.assert_allclose(out, plan @ y, rtol=1e-12, atol=1e-15)
+        else:
+            assert np.isnan(out).all()
+
+    def test_plan_times_y_bad_input(self, rng):
+        from pyot import _core
+
+        cost, a, b = problem(rng, 6, 5)
+        f, g = np.zeros((1, 6)), np.zeros((1, 5))
+        args = (cost[None], a[None], b[None], f, g, np.ones(1), np.ones(1))
+        opts = dict(eps=1.0, tol=1e-6, max_iter=10, eps_scaling=0.0, method=0, overrelax=True,
+                    tau_a=INF, tau_b=INF, threads=1)
+        with pytest.raises(ValueError, match="plan_y and plan_y_out must be given together"):
+            _core.sinkhorn_dense(*args, plan_y=np.zeros((5, 2)), **opts)
+        with pytest.raises(ValueError, match="plan_y_out"):
+            _core.sinkhorn_dense(*args, plan_y=np.zeros((5, 2)), plan_y_out=np.zeros((5, 2)),
+                                 **opts)
+        with pytest.raises(ValueError, match="plan_y"):
+            _core.sinkhorn_dense(*args, plan_y=np.zeros((4, 2)), plan_y_out=np.zeros((6, 2)),
+                                 **opts)
+        two = (np.stack([cost, cost]), np.stack([a, a]), np.stack([b, b]), np.zeros((2, 6)),
+               np.zeros((2, 5)), np.ones(2), np.ones(2))
+        with pytest.raises(ValueError, match="plan_y needs a single problem"):
+            _core.sinkhorn_dense(*two, plan_y=np.zeros((5, 2)), plan_y_out=np.zeros((6, 2)),
+                                 **opts)
+
+    def test_cost_range_skips_validation_only(self, rng):
+        # An internal caller that measured the cost's range itself gets the same solve.
+        from pyot.sinkhorn import _run
+
+        cost, a, b = problem(rng, 1500, 1400)
+        opts = dict(eps=0.05, tol=1e-6, max_iter=1000, threads=None)
+        checked = _run("t", cost, a, b, **opts).result
+        trusted = _run("t", cost, a, b, cost_range=float(cost.max() - cost.min()), **opts).result
+        np.testing.assert_array_equal(trusted.f, checked.f)
+        np.testing.assert_array_equal(trusted.g, checked.g)
+        assert trusted.objective == checked.objective

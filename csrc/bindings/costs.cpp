@@ -102,6 +102,42 @@ std::pair<carray<double>, carray<double>> finite_ranges(const carray<T>& arr, in
   return {lo, hi};
 }
 
+// Internal (pyot.inverse): the bilinear cost C = -u y^T written into out (n, m), in blocks of
+// rows over the threads, each block's range taken while it is in cache. Returns (min, max), both
+// NaN when an entry is NaN or inf: the cost and the validation pass of a solve in one.
+std::pair<double, double> bilinear_cost(const carray<double>& u, const carray<double>& y,
+                                        carray<double>& out, int threads) {
+  const MatrixView<double> uv = matrix(u, "u"), yv = matrix(y, "y");
+  require(uv.cols == yv.cols, "u and y must have the same number of columns");
+  require_shape(out, {uv.rows, yv.rows}, "out");
+  const index_t n = uv.rows, m = yv.rows, d = uv.cols;
+  double* dst = out.mutable_data();
+  double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+  bool finite = true;
+  {
+    py::gil_scoped_release release;
+    std::vector<double> panels;
+    to_panels(m, d, [&](index_t j) { return yv.row(j); }, panels);
+    // Blocks of 16 rows (256 KiB at m = 2000): each is written and its range read in cache.
+    constexpr index_t rows = 2 * kGemmRows;
+    const index_t blocks = n_blocks(n, rows);
+    std::vector<double> blo(blocks), bhi(blocks);
+    std::vector<char> ok(blocks);
+    for_blocks(n, rows, threads_for_work(threads, n * m), [&](index_t i0, index_t i1) {
+      bilinear_rows(uv.data, panels.data(), d, m, i0, i1, dst + i0 * m, m);
+      const index_t t = i0 / rows;
+      ok[t] = finite_range(dst + i0 * m, (i1 - i0) * m, blo[t], bhi[t]);
+    });
+    for (index_t t = 0; t < blocks; ++t) {
+      finite = finite && ok[t];
+      mn = std::min(mn, blo[t]);
+      mx = std::max(mx, bhi[t]);
+    }
+  }
+  if (!finite) mn = mx = std::numeric_limits<double>::quiet_NaN();
+  return {mn, mx};
+}
+
 }  // namespace
 
 void bind_costs(py::module_& m) {
@@ -112,4 +148,8 @@ void bind_costs(py::module_& m) {
   PYOT_DEF_FLOATING(m, "finite_ranges", finite_ranges, py::arg("arr").noconvert(),
                     py::arg("threads") = 0,
                     "Per leading index: (min, max) of the entries, NaN when any is NaN or inf.");
+  m.def("bilinear_cost", &bilinear_cost, py::arg("u").noconvert(), py::arg("y").noconvert(),
+        py::arg("out").noconvert(), py::arg("threads") = 0,
+        "Internal (pyot.inverse): out = -u @ y.T (float64, C-contiguous (n, m)); returns its "
+        "(min, max), both NaN when an entry is NaN or inf.");
 }

@@ -267,6 +267,15 @@ PYOT_MULTIVERSION void sqeuclidean_gemm_rows(const GemmPoints<T>& g, index_t i0,
   gemm_cost_block<Metric::SqEuclidean>(g, i0, i1, 0, g.m, out, ld);
 }
 
+// Rows [i0, i1) of the bilinear cost C_ij = -<u_i, y_j> into out (row i at out + (i - i0) * ld):
+// u row-major (d values a row), y in dot_block's panel layout (pyot.inverse's learned costs).
+template <class T>
+PYOT_MULTIVERSION void bilinear_rows(const T* u, const T* y_panels, index_t d, index_t m,
+                                     index_t i0, index_t i1, T* out, index_t ld) {
+  dot_block<T>(u, y_panels, d, i0, i1, 0, m,
+               [&](index_t i, index_t j, T s) { out[(i - i0) * ld + j] = -s; });
+}
+
 // Least and largest entries of x[0, len) in one vector pass; false when an entry is NaN or inf
 // (x - x is then NaN, and the probe sum with it). Validation and the cost range share it.
 template <class T>
