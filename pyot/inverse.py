@@ -49,6 +49,10 @@ _PATH_RATIO = 100.0
 # Relative round-off allowed in the backtracking test (the loss is a sum of O(n) terms).
 _SLACK = 1e-15
 _SQRT_HALF = math.sqrt(0.5)
+# Warm starts extrapolate the potentials over the last _MEMORY solved points, each
+# coefficient of the affine combination clipped to this bound.
+_MEMORY = 3
+_PREDICT_BOUND = 4.0
 
 
 class _Model:
@@ -141,6 +145,21 @@ class _Objective:
         # anyway; `plan_y_ok` says whether it holds.
         self.plan_y = None if model.kind == "callable" else np.empty((a.size, model.y.shape[1]))
         self.plan_y_ok = False
+        self.solved: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (w, f, g), recent
+
+    def _predict(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Warm-start potentials at ``w``: those of the last solve, moved to first order along
+        the affine span of the recent solved points (the potentials are smooth in w; FISTA's
+        extrapolated points lie in that span), the combination's coefficients bounded."""
+        if len(self.solved) < 2:
+            return self.f, self.g
+        w_last, f_last, g_last = self.solved[-1]
+        basis = np.stack([p[0] - w_last for p in self.solved[:-1]], axis=1)
+        coef = np.linalg.lstsq(basis, w.ravel() - w_last, rcond=1e-8)[0]
+        coef = np.clip(coef, -_PREDICT_BOUND, _PREDICT_BOUND)
+        f = f_last + sum(c * (p[1] - f_last) for c, p in zip(coef, self.solved))
+        g = g_last + sum(c * (p[2] - g_last) for c, p in zip(coef, self.solved))
+        return f, g
 
     def __call__(self, w: np.ndarray, gradient: bool) -> tuple[float, np.ndarray | None]:
         cost = self.buffers[0]
@@ -155,12 +174,13 @@ class _Objective:
                 warnings.simplefilter("always", ConvergenceWarning)
                 solved = _run(
                     self.fn, cost, self.a, self.b, eps=self.eps, tol=self.inner_tol,
-                    max_iter=_INNER_MAX_ITER, threads=None, init=(self.f, self.g),
+                    max_iter=_INNER_MAX_ITER, threads=None, init=self._predict(w),
                     value=False,  # only the objective is read: no <P, C> pass
                     plan_y=product, cost_range=cost_range,
                 )
             self.failed += any(issubclass(c.category, ConvergenceWarning) for c in caught)
             self.f, self.g = solved.f[0], solved.g[0]
+            self.solved = [*self.solved[1 - _MEMORY:], (w.ravel().copy(), self.f, self.g)]
             self.plan_y_ok = solved.plan_y_written
             loss = -float(np.vdot(w, self.observed)) - solved.result.objective
             self.last = (w.copy(), loss)

@@ -382,3 +382,27 @@ def test_bilinear_cost_and_range(rng):
         _core.bilinear_cost(u, np.ascontiguousarray(y[:, :4]), out)
     with pytest.raises(ValueError, match="out"):
         _core.bilinear_cost(u, y, np.empty((29, 37)))
+
+
+def test_warm_start_extrapolates_potentials(rng):
+    # Along a line of weights the predicted potentials are first-order accurate: closer to the
+    # solution than the last solve's (the fit itself only starts from them).
+    from pyot.inverse import _Fit
+
+    x, y, plan = planted_plan(rng, A_SMALL, n=30, m=35)
+    problem = _Fit("test", x, y, plan, "bilinear", EPS)
+    obj = problem.objective
+    obj.inner_tol = 1e-12
+    w0 = 0.2 * A_SMALL
+    step = 1e-3 * rng.standard_normal(A_SMALL.shape)
+    for k in range(2):
+        obj(w0 + k * step, False)
+    f_pred, g_pred = obj._predict(w0 + 2 * step)
+    f_last, g_last = obj.f.copy(), obj.g.copy()
+    obj(w0 + 2 * step, False)
+
+    def gap(f, g):  # potentials are defined up to (f + c, g - c)
+        shift = np.mean(obj.f - f)
+        return np.abs(f + shift - obj.f).max() + np.abs(g - shift - obj.g).max()
+
+    assert gap(f_pred, g_pred) < 0.2 * gap(f_last, g_last), (gap(f_pred, g_pred), gap(f_last, g_last))
