@@ -157,8 +157,9 @@ class _Objective:
         basis = np.stack([p[0] - w_last for p in self.solved[:-1]], axis=1)
         coef = np.linalg.lstsq(basis, w.ravel() - w_last, rcond=1e-8)[0]
         coef = np.clip(coef, -_PREDICT_BOUND, _PREDICT_BOUND)
-        f = f_last + sum(c * (p[1] - f_last) for c, p in zip(coef, self.solved))
-        g = g_last + sum(c * (p[2] - g_last) for c, p in zip(coef, self.solved))
+        older = self.solved[:-1]
+        f = f_last + sum(c * (p[1] - f_last) for c, p in zip(coef, older, strict=True))
+        g = g_last + sum(c * (p[2] - g_last) for c, p in zip(coef, older, strict=True))
         return f, g
 
     def __call__(self, w: np.ndarray, gradient: bool) -> tuple[float, np.ndarray | None]:

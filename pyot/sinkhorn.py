@@ -151,7 +151,8 @@ def _run(
     if cost_range is None:
         problem = validated_problem(cost, a, b, fn, balanced=balanced, dense_limit=_DENSE_LIMIT)
     else:
-        assert isinstance(cost, np.ndarray) and isinstance(a, np.ndarray)
+        assert isinstance(cost, np.ndarray)
+        assert isinstance(a, np.ndarray)
         assert isinstance(b, np.ndarray)
         problem = Problem(cost[None], a[None], b[None], False, cost.dtype,
                           np.array([cost_range]))

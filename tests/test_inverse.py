@@ -377,7 +377,8 @@ def test_bilinear_cost_and_range(rng):
     assert (lo, hi) == (out.min(), out.max())
     u[3, 2] = np.inf
     lo, hi = _core.bilinear_cost(u, y, out)
-    assert math.isnan(lo) and math.isnan(hi)
+    assert math.isnan(lo)
+    assert math.isnan(hi)
     with pytest.raises(ValueError, match="u and y must have the same number of columns"):
         _core.bilinear_cost(u, np.ascontiguousarray(y[:, :4]), out)
     with pytest.raises(ValueError, match="out"):
@@ -405,4 +406,4 @@ def test_warm_start_extrapolates_potentials(rng):
         shift = np.mean(obj.f - f)
         return np.abs(f + shift - obj.f).max() + np.abs(g - shift - obj.g).max()
 
-    assert gap(f_pred, g_pred) < 0.2 * gap(f_last, g_last), (gap(f_pred, g_pred), gap(f_last, g_last))
+    assert gap(f_pred, g_pred) < 0.2 * gap(f_last, g_last)
