@@ -72,11 +72,11 @@ void for_each_problem(index_t batch, int threads, Solve&& solve) {
 
 template <class T>
 py::tuple sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const carray<double>& b,
-                        carray<double>& f, carray<double>& g, const carray<double>& cost_range,
-                        const carray<double>& eps_start, double eps, double tol, index_t max_iter,
-                        double eps_scaling, int method, bool overrelax, double tau_a, double tau_b,
-                        int threads, bool value, const std::optional<carray<double>>& plan_y,
-                        std::optional<carray<double>>& plan_y_out, bool plan_y_fused_only) {
+                         carray<double>& f, carray<double>& g, const carray<double>& cost_range,
+                         const carray<double>& eps_start, double eps, double tol, index_t max_iter,
+                         double eps_scaling, int method, bool overrelax, double tau_a, double tau_b,
+                         int threads, bool value, const std::optional<carray<double>>& plan_y,
+                         std::optional<carray<double>>& plan_y_out, bool plan_y_fused_only) {
   require_ndim(cost, 3, "cost");
   const index_t batch = cost.shape(0), n = cost.shape(1), m = cost.shape(2);
   // Internal (pyot.inverse): P Y at the returned potentials of a single problem, in place.
@@ -114,9 +114,8 @@ py::tuple sinkhorn_dense(const carray<T>& cost, const carray<double>& a, const c
       o.cost_range = cost_range.data()[k];
       o.eps_start = eps_start.data()[k];
       const MatrixView<T> ck(c + k * n * m, n, m);
-      out.store(k,
-                sk::solve_dense(ck, a.data() + k * n, b.data() + k * m, fp + k * n, gp + k * m, o,
-                                plan_y ? &product : nullptr));
+      out.store(k, sk::solve_dense(ck, a.data() + k * n, b.data() + k * m, fp + k * n, gp + k * m,
+                                   o, plan_y ? &product : nullptr));
     });
   }
   py::tuple result = py::cast(out.out());

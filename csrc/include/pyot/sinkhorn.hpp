@@ -254,14 +254,14 @@ class DenseCost {
 struct PlanProduct {
   const double* y = nullptr;  // m x d, row-major
   index_t d = 0;
-  double* out = nullptr;  // n x d, row-major
+  double* out = nullptr;    // n x d, row-major
   bool fused_only = false;  // write P Y only when the confirmation pass gives it (no extra pass)
   bool written = false;     // set by solve_dense: out holds P Y at the returned potentials
 };
 
 // out_j = float(row_j), with the least and largest row_j (the float kernel's rows).
-PYOT_MULTIVERSION inline void round_to_float(const double* row, index_t len, float* out,
-                                             double& lo, double& hi) {
+PYOT_MULTIVERSION inline void round_to_float(const double* row, index_t len, float* out, double& lo,
+                                             double& hi) {
   double mn = std::numeric_limits<double>::infinity(), mx = -mn;
 #pragma omp simd reduction(min : mn) reduction(max : mx)
   for (index_t j = 0; j < len; ++j) {
@@ -474,8 +474,8 @@ class ScalingKernel {
   // (independent of the thread count). False when some sum leaves the safe range: the caller
   // then uses the max-shifted log-domain passes.
   // With a plan product requested, the same pass also gives P Y at (f, g) (product_at).
-  bool exact_ratios(const double* f, const double* g, const double* a, const double* b,
-                    double eps, double* r, double* c, int threads) {
+  bool exact_ratios(const double* f, const double* g, const double* a, const double* b, double eps,
+                    double* r, double* c, int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps;
     const index_t block = partial_block(n);
@@ -626,13 +626,13 @@ class ScalingKernel {
   double absorb_;
   bool single_;
   double eps_ = 0.0;
-  detail::RawBuffer<double> k_;  // double K: no accuracy floor near 1e-7
+  detail::RawBuffer<double> k_;   // double K: no accuracy floor near 1e-7
   detail::RawBuffer<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
-  std::vector<double> partial_;  // col_pass's per-block column sums
-  PlanProduct product_;                           // requested P Y (out null: none)
-  std::vector<double> product_wy_;                // Y's rows weighted by b, m x d
-  std::vector<double> product_f_, product_g_;     // the potentials P Y was last written at
+  std::vector<double> partial_;                // col_pass's per-block column sums
+  PlanProduct product_;                        // requested P Y (out null: none)
+  std::vector<double> product_wy_;             // Y's rows weighted by b, m x d
+  std::vector<double> product_f_, product_g_;  // the potentials P Y was last written at
   double product_eps_ = 0.0;
 };
 
