@@ -1608,18 +1608,20 @@ class TestSingleKernel:
         assert lean.marginal_error == full.marginal_error
         assert full.value == pytest.approx(float((full.plan * cost).sum()), rel=1e-12)
 
-    @pytest.mark.parametrize("size", [(1500, 1400), (60, 50)])
+    @pytest.mark.parametrize(("size", "method"),
+                             [((1500, 1400), "auto"), ((60, 50), "auto"), ((60, 50), "log")])
     @pytest.mark.parametrize("fused_only", [False, True])
-    def test_plan_times_y_for_internal_callers(self, rng, size, fused_only):
+    def test_plan_times_y_for_internal_callers(self, rng, size, method, fused_only):
         # P @ y at the returned potentials, fused into the float kernel's exact confirmation
-        # pass (1500 x 1400 at tol 1e-6), else by a pass of its own unless fused_only.
+        # pass (1500 x 1400 at tol 1e-6), else (unless fused_only) from the double kernel or,
+        # in the log domain, by an exp pass of its own.
         from pyot.sinkhorn import _run
 
         n, m = size
         cost, a, b = problem(rng, n, m)
         y = rng.standard_normal((m, 3))
         out = np.full((n, 3), np.nan)
-        opts = dict(eps=0.05, tol=1e-6, max_iter=1000, threads=None)
+        opts = dict(eps=0.05, tol=1e-6, max_iter=1000, threads=None, method=method)
         plain = _run("t", cost, a, b, **opts)
         solved = _run("t", cost, a, b, plan_y=(y, out, fused_only), **opts)
         np.testing.assert_array_equal(solved.f, plain.f)  # the solve itself is unchanged

@@ -524,6 +524,30 @@ class ScalingKernel {
            std::equal(product_g_.begin(), product_g_.end(), g);
   }
 
+  // P Y from a double K, no exp: P_ij = a_i u_i K_ij v_j b_j with u_i = exp((f_i - alpha_i) /
+  // eps), v_j = exp((g_j - beta_j) / eps). False (nothing written that counts) without a
+  // requested product, on a float or stale K, or when the result is not finite.
+  bool kernel_product(const double* f, const double* g, const double* a, double eps,
+                      int threads) {
+    const PlanProduct& p = product_;
+    if (p.out == nullptr || single_ || eps_ != eps || k_.data() == nullptr) return false;
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double inv_eps = 1.0 / eps;
+    std::vector<double> wy(product_wy_), au(n);
+    for (index_t j = 0; j < m; ++j) {
+      const double v = std::exp((g[j] - beta_[j]) * inv_eps);
+      for (index_t k = 0; k < p.d; ++k) wy[j * p.d + k] *= v;
+    }
+    for (index_t i = 0; i < n; ++i) au[i] = a[i] * std::exp((f[i] - alpha_[i]) * inv_eps);
+    const double* k = k_.data();
+    for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; i += detail::kProductRows)
+        detail::rows_product(k + i * m, std::min(detail::kProductRows, i1 - i), m, wy.data(), p.d,
+                             au.data() + i, p.out + i * p.d);
+    });
+    return all_finite(p.out, n * p.d);
+  }
+
   // Absorbs when the scalings have drifted too far from the stored kernel.
   void maybe_absorb(const double* f, const double* g, int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
@@ -1271,11 +1295,15 @@ template <class T>
 Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f, double* g,
                    Options o, PlanProduct* product = nullptr) {
   const DenseCost<T> cost(c);
-  const auto with_product = [&](const Result& r, const ScalingKernel<T>* scaling) {
+  // P Y: from the float kernel's confirmation pass, else (unless fused_only) from a double K
+  // without exp, else by an exp pass over C.
+  const auto with_product = [&](const Result& r, ScalingKernel<T>* scaling) {
     if (product == nullptr || r.status == Status::NotFinite) return r;
+    const int threads = threads_for_work(o.threads, c.rows * c.cols);
     product->written = scaling != nullptr && scaling->product_at(f, g, o.eps);
     if (!product->written && !product->fused_only) {
-      plan_product(cost, a, b, f, g, o.eps, *product, threads_for_work(o.threads, c.rows * c.cols));
+      if (scaling == nullptr || !scaling->kernel_product(f, g, a, o.eps, threads))
+        plan_product(cost, a, b, f, g, o.eps, *product, threads);
       product->written = true;
     }
     return r;
