@@ -527,8 +527,7 @@ class ScalingKernel {
   // P Y from a double K, no exp: P_ij = a_i u_i K_ij v_j b_j with u_i = exp((f_i - alpha_i) /
   // eps), v_j = exp((g_j - beta_j) / eps). False (nothing written that counts) without a
   // requested product, on a float or stale K, or when the result is not finite.
-  bool kernel_product(const double* f, const double* g, const double* a, double eps,
-                      int threads) {
+  bool kernel_product(const double* f, const double* g, const double* a, double eps, int threads) {
     const PlanProduct& p = product_;
     if (p.out == nullptr || single_ || eps_ != eps || k_.data() == nullptr) return false;
     const index_t n = cost_.rows(), m = cost_.cols();
