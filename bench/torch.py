@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--memory", type=int, default=0, metavar="N",
                        help="also run pyot alone at n = m = N, d = 3 in a fresh process and "
                        "report its peak resident memory (the issue's target: N = 100000)")
+    group.add_argument("--memory-tol", type=float, default=1e-6,
+                       help="tol of the memory run (1e-6, SinkhornLoss's default)")
+    group.add_argument("--memory-only", action="store_true",
+                       help="skip the timing grid (with --memory)")
 
 
 def _points(n: int, d: int, seed: int):
@@ -155,7 +159,7 @@ def _case(ctx: dict[str, Any], n: int, d: int, eps: float) -> dict[str, Any]:
 # Runs in a fresh interpreter so that the peak resident memory is pyot's alone (the bench
 # process holds JAX and the peers).
 _MEMORY_SCRIPT = """
-import json, sys, time
+import json, sys, time, warnings
 import numpy as np, torch
 import pyot.torch as pt
 from bench import _common as cm
@@ -164,22 +168,32 @@ torch.set_num_threads(threads)
 x, y = cm.uniform_points(n, n, d, seed)
 x = torch.from_numpy((x / d ** 0.5).astype(np.float32)).requires_grad_()
 y = torch.from_numpy((y / d ** 0.5).astype(np.float32))
-t0 = time.perf_counter()
-loss = pt.SinkhornLoss(eps, tol=tol, threads=threads)(x, y)
-loss.backward()
-print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss": cm.peak_rss(),
-                  "loss": float(loss), "grad_finite": bool(torch.isfinite(x.grad).all())}))
+before = cm.peak_rss()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    t0 = time.perf_counter()
+    loss = pt.SinkhornLoss(eps, tol=tol, threads=threads)(x, y)
+    t1 = time.perf_counter()
+    loss.backward()
+    t2 = time.perf_counter()
+print(json.dumps({"forward_s": t1 - t0, "backward_s": t2 - t1, "seconds": t2 - t0,
+                  "peak_rss": cm.peak_rss(), "rss_before": before, "loss": float(loss),
+                  "converged": not any("converge" in str(w.message) for w in caught),
+                  "grad_finite": bool(torch.isfinite(x.grad).all())}))
 """
 
 
 def _memory_case(args: argparse.Namespace, n: int, d: int = 3) -> dict[str, Any]:
+    """SinkhornLoss (debiased, the default) forward + backward at n = m in a fresh process, at
+    eps = the first of --epsilons and tol = --memory-tol (the loss's default 1e-6)."""
     eps = args.epsilons[0]
-    spec = json.dumps([n, d, eps, args.tol, args.seed, args.threads])
+    spec = json.dumps([n, d, eps, args.memory_tol, args.seed, args.threads])
     proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, spec], capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
         return {"n": n, "error": proc.stderr.strip().splitlines()[-1:]}
-    return {"n": n, "d": d, "eps": eps, **json.loads(proc.stdout.strip().splitlines()[-1])}
+    return {"n": n, "d": d, "eps": eps, "tol": args.memory_tol,
+            **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
 def _time(case: dict[str, Any], name: str) -> str:
@@ -219,24 +233,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
            "geomloss": geom.handles.get("geomloss") if geom.available else None}
     if args.quick:
         grid = [(200, 3, args.epsilons[0])]
+    elif args.memory_only:
+        grid = []
     else:
         grid = [(n, d, e) for n in args.sizes for d in args.dims for e in args.epsilons]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # peers' convergence notices
         cases = [_case(ctx, n, d, eps) for n, d, eps in grid]
     names = ["pyot", "pot", "ott", "pyot_debiased", "geomloss", "geomloss_online"]
-    cm.print_table(
-        "median time of loss + gradient (OT objective: pyot, POT, OTT; debiased: pyot, GeomLoss)",
-        ["n", "d", "eps", *names, "best peer/pyot"],
-        [[str(c["n"]), str(c["d"]), str(c["eps"]), *(_time(c, k) for k in names),
-          _best_peer_ratio(c)] for c in cases],
-        right=[True] * (4 + len(names)),
-    )
+    if cases:
+        cm.print_table(
+            "median time of loss + gradient (OT objective: pyot, POT, OTT; debiased: pyot, "
+            "GeomLoss)",
+            ["n", "d", "eps", *names, "best peer/pyot"],
+            [[str(c["n"]), str(c["d"]), str(c["eps"]), *(_time(c, k) for k in names),
+              _best_peer_ratio(c)] for c in cases],
+            right=[True] * (4 + len(names)),
+        )
     out: dict[str, Any] = {"cases": cases}
     if args.memory:
         mem = _memory_case(args, args.memory)
         out["memory"] = mem
-        print(f"\nmemory: SinkhornLoss forward + backward at n = m = {mem['n']}, d = 3: "
-              + (f"peak RSS {cm.fmt_bytes(mem['peak_rss'])}, {cm.fmt_time(mem['seconds'])}"
+        print(f"\nmemory: SinkhornLoss (debiased) forward + backward at n = m = {mem['n']}, "
+              f"d = 3, eps = {args.epsilons[0]}, tol = {args.memory_tol}: "
+              + (f"peak RSS {cm.fmt_bytes(mem['peak_rss'])} (before the loss "
+                 f"{cm.fmt_bytes(mem['rss_before'])}), forward {cm.fmt_time(mem['forward_s'])}, "
+                 f"backward {cm.fmt_time(mem['backward_s'])}, converged {mem['converged']}"
                  if "peak_rss" in mem else f"failed: {mem['error']}"))
     return out
