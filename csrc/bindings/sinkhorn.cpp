@@ -182,6 +182,51 @@ carray<double> sinkhorn_point_gradient(const carray<T>& x, const carray<T>& y, i
   return out;
 }
 
+// sum_j P_ij (r_i + s_j + gamma C_ij) grad_x c(x_i, y_j): the point gradient with per-row,
+// per-column and cost-proportional pair weights (implicit value gradients), (n, d) float64.
+template <class T>
+carray<double> sinkhorn_weighted_point_gradient(const carray<T>& x, const carray<T>& y, int metric,
+                                                double p, const carray<double>& a,
+                                                const carray<double>& b, const carray<double>& f,
+                                                const carray<double>& g,
+                                                const carray<double>& row_weights,
+                                                const carray<double>& col_weights,
+                                                double cost_weight, double eps, int threads) {
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  require_shape(row_weights, {xv.rows}, "row_weights");
+  require_shape(col_weights, {yv.rows}, "col_weights");
+  carray<double> out({xv.rows, xv.cols});
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::point_gradient(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(), f.data(),
+                       g.data(), eps, dst, threads, row_weights.data(), col_weights.data(),
+                       cost_weight);
+  }
+  return out;
+}
+
+// sum_j P_ij (v_j + gamma C_ij), (n,) float64, P from the potentials and never formed.
+template <class T>
+carray<double> sinkhorn_plan_matvec(const carray<T>& x, const carray<T>& y, int metric, double p,
+                                    const carray<double>& a, const carray<double>& b,
+                                    const carray<double>& f, const carray<double>& g,
+                                    const carray<double>& v, double cost_weight, double eps,
+                                    int threads) {
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  require_shape(v, {yv.rows}, "v");
+  carray<double> out(xv.rows);
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::plan_matvec(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(), f.data(),
+                    g.data(), eps, v.data(), cost_weight, dst, threads);
+  }
+  return out;
+}
+
 // Views of the query points z (n, d) and targets y (m, d) of an entropic map, with the
 // targets' weights b and potentials g (m long) checked.
 template <class T>
@@ -271,6 +316,21 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("g").noconvert(), py::kw_only(), py::arg("eps"), py::arg("threads"),
                     "sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of "
                     "P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_weighted_point_gradient", sinkhorn_weighted_point_gradient,
+                    py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("metric"),
+                    py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),
+                    py::arg("f").noconvert(), py::arg("g").noconvert(),
+                    py::arg("row_weights").noconvert(), py::arg("col_weights").noconvert(),
+                    py::kw_only(), py::arg("cost_weight"), py::arg("eps"), py::arg("threads"),
+                    "sum_j P_ij (r_i + s_j + cost_weight C_ij) grad_x c(x_i, y_j), (n, d) "
+                    "float64, cost tiles on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_plan_matvec", sinkhorn_plan_matvec, py::arg("x").noconvert(),
+                    py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
+                    py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
+                    py::arg("g").noconvert(), py::arg("v").noconvert(), py::kw_only(),
+                    py::arg("cost_weight"), py::arg("eps"), py::arg("threads"),
+                    "sum_j P_ij (v_j + cost_weight C_ij), (n,) float64, P_ij = a_i b_j "
+                    "exp((f_i + g_j - C_ij) / eps) from the potentials, cost tiles on the fly.");
   PYOT_DEF_FLOATING(m, "sinkhorn_entropic_map", sinkhorn_entropic_map, py::arg("z").noconvert(),
                     py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("b").noconvert(), py::arg("g").noconvert(), py::kw_only(),
