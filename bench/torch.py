@@ -11,7 +11,8 @@ the gradient with respect to x.
   ``stopThr = tol``.
 - OTT-JAX: ``jax.grad`` of ``reg_ot_cost`` (implicit differentiation) at ``threshold = tol``.
 - GeomLoss: ``SamplesLoss("sinkhorn", p=2, blur=sqrt(eps / 2))`` (its cost is |x - y|^2 / 2),
-  tensorized, and online when KeOps is installed; it has no tolerance (eps-scaling 0.9).
+  tensorized, and online when KeOps is installed; it has no tolerance (eps-scaling 0.9): its
+  L1 marginal error (of the cross term's potentials) is reported beside its time.
 
 Peers whose dense n x m float32 arrays would not fit in a quarter of the available memory are
 skipped. Times are medians of ``--repeats`` runs after a warm-up.
@@ -131,6 +132,28 @@ def _geomloss(torch, geomloss, x, y, eps, backend):
     return run
 
 
+def _geomloss_error(torch, geomloss, x, y, eps, backend, threads) -> float:
+    """GeomLoss's L1 marginal error (it has no tolerance): the cross potentials of the same
+    schedule (debias=False), in pyot's convention f = 2F, g = 2G at eps (its cost is
+    |x - y|^2 / 2 at blur^2 = eps / 2), the plan's marginals by the core's online plan-vector
+    product (no n x m array)."""
+    from pyot import _core
+    from pyot.costs import METRICS
+
+    fn = geomloss.SamplesLoss("sinkhorn", p=2, blur=math.sqrt(eps / 2), scaling=0.9,
+                              debias=False, potentials=True, backend=backend)
+    big_f, big_g = fn(torch.from_numpy(x), torch.from_numpy(y))
+    f = 2.0 * big_f.detach().double().numpy().ravel()
+    g = 2.0 * big_g.detach().double().numpy().ravel()
+    a, b = np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y))
+    code = METRICS["sqeuclidean"]
+    rows = _core.sinkhorn_plan_matvec(x, y, code, 2.0, a, b, f, g, np.ones(len(y)),
+                                      cost_weight=0.0, eps=eps, threads=threads)
+    cols = _core.sinkhorn_plan_matvec(y, x, code, 2.0, b, a, g, f, np.ones(len(x)),
+                                      cost_weight=0.0, eps=eps, threads=threads)
+    return float(np.abs(rows - a).sum() + np.abs(cols - b).sum())
+
+
 def _case(ctx: dict[str, Any], n: int, d: int, eps: float) -> dict[str, Any]:
     args, torch, pt = ctx["args"], ctx["torch"], ctx["pt"]
     x, y = _points(n, d, args.seed)
@@ -153,6 +176,10 @@ def _case(ctx: dict[str, Any], n: int, d: int, eps: float) -> dict[str, Any]:
             out[name] = {**t.as_dict(), "value": value}
         except Exception as exc:  # a failing peer is reported, not fatal
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:120]}
+    for name, backend in (("geomloss", "tensorized"), ("geomloss_online", "online")):
+        if "median_s" in out.get(name, {}):
+            out[name]["marginal_error"] = _geomloss_error(torch, ctx["geomloss"], x, y, eps,
+                                                          backend, args.threads)
     return out
 
 
@@ -241,14 +268,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         warnings.simplefilter("ignore")  # peers' convergence notices
         cases = [_case(ctx, n, d, eps) for n, d, eps in grid]
     names = ["pyot", "pot", "ott", "pyot_debiased", "geomloss", "geomloss_online"]
+    errs = [cm.fmt_sci(c.get("geomloss", {}).get("marginal_error")) for c in cases]
     if cases:
         cm.print_table(
             "median time of loss + gradient (OT objective: pyot, POT, OTT; debiased: pyot, "
             "GeomLoss)",
-            ["n", "d", "eps", *names, "best peer/pyot"],
-            [[str(c["n"]), str(c["d"]), str(c["eps"]), *(_time(c, k) for k in names),
-              _best_peer_ratio(c)] for c in cases],
-            right=[True] * (4 + len(names)),
+            ["n", "d", "eps", *names, "geomloss err", "best peer/pyot"],
+            [[str(c["n"]), str(c["d"]), str(c["eps"]), *(_time(c, k) for k in names), e,
+              _best_peer_ratio(c)] for c, e in zip(cases, errs, strict=True)],
+            right=[True] * (5 + len(names)),
         )
     out: dict[str, Any] = {"cases": cases}
     if args.memory:

@@ -23,10 +23,19 @@ import torch
 
 from .. import _core
 from .. import _validate as V
-from .._result import Lazy, SinkhornResult
+from .._result import Lazy, SinkhornResult, warn_not_converged
 from ..costs import METRICS, _metric
 from ..costs import PointCloud as _NumpyCloud
-from ..sinkhorn import Solved, _divergence, _reg_marginals, _run
+from ..sinkhorn import (
+    _DEFAULT_EPS_SCALING,
+    _EPS_SCALING_RATIO,
+    _STATUS_CONVERGED,
+    _STATUS_NOT_FINITE,
+    Solved,
+    _divergence,
+    _reg_marginals,
+    _run,
+)
 from . import _common as T
 from ._autograd import attach
 
@@ -503,6 +512,111 @@ def sinkhorn_divergence(
     return attach(cloud.objective_rule, div.value, xt, yt, wa, wb)
 
 
+# ----------------------------------------------------------------------------- batches
+
+
+@dataclass
+class _CloudBatch:
+    """B point-cloud problems solved in one core call: the loss's gradient in the points and
+    weights from the batched point-gradient kernel (one call per term, no Python loop)."""
+
+    x: np.ndarray  # (B, n, d)
+    y: np.ndarray  # (B, m, d)
+    code: int
+    p: float
+    eps: float
+    threads: int
+    a: np.ndarray  # (B, n) float64, as solved
+    b: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    h_x: np.ndarray | None = None  # self-transport potentials (debiased)
+    h_y: np.ndarray | None = None
+
+    def _gradient(self, p, q, wp, wq, fp, fq) -> np.ndarray:
+        return _core.sinkhorn_point_gradient_batch(p, q, self.code, self.p, wp, wq, fp, fq,
+                                                   eps=self.eps, threads=self.threads)
+
+    def rule(self, grad, inputs, needs):
+        x, y, a, b = inputs
+        scale = grad.reshape(-1)
+        gx = gy = ga = gb = None
+        if needs[0]:
+            d = self._gradient(self.x, self.y, self.a, self.b, self.f, self.g)
+            if self.h_x is not None:
+                d -= self._gradient(self.x, self.x, self.a, self.a, self.h_x, self.h_x)
+            gx = T.as_grad(d, x, scale)
+        if needs[1]:
+            d = self._gradient(self.y, self.x, self.b, self.a, self.g, self.f)
+            if self.h_y is not None:
+                d -= self._gradient(self.y, self.y, self.b, self.b, self.h_y, self.h_y)
+            gy = T.as_grad(d, y, scale)
+        if (needs[2] and a is not None) or (needs[3] and b is not None):
+            da, db = T.centred(self.f), T.centred(self.g)
+            if self.h_x is not None:
+                da, db = da - T.centred(self.h_x), db - T.centred(self.h_y)
+            ga = T.as_grad(da, a, scale) if needs[2] and a is not None else None
+            gb = T.as_grad(db, b, scale) if needs[3] and b is not None else None
+        return gx, gy, ga, gb
+
+
+def _loss_batch(fn: str, x: torch.Tensor, y: torch.Tensor, a: object, b: object, *,
+                eps: float, metric: str, p: float, debias: bool, tol: object, max_iter: object,
+                threads: object) -> torch.Tensor:
+    """The (B,) losses of a batch of cloud pairs: the cross solves in one core call, the
+    self-transport terms in one call per side, the backward in one call per term."""
+    if x.ndim != 3 or y.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2]:
+        raise ValueError(
+            f"{fn}: x and y must both be (n, d) or both (B, n, d) with the same B and d, got "
+            f"shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    batch, n, m = x.shape[0], x.shape[1], y.shape[1]
+    wa, wb = _weights_of(fn, x, a, b, (1, 2))
+    T.same_kind(fn, x=x, y=y, a=wa, b=wb)
+    xs = V.as_array(T.view(x), "x", fn, ndim=3)
+    ys = V.as_array(T.view(y), "y", fn, ndim=3)
+    av = V.weights(T.view(wa), n, "a", fn, batch=batch)
+    bv = V.weights(T.view(wb), m, "b", fn, batch=batch)
+    V.same_mass(av, bv, fn)
+    tol_f = V.non_negative(tol, "tol", fn)
+    max_iter_i = V.integer(max_iter, "max_iter", fn, minimum=0)
+    n_threads = V.threads(threads, fn)
+    code = METRICS[metric]
+    ranges = np.array([_NumpyCloud._trusted(xs[k], ys[k], metric, p).cost_range()
+                       for k in range(batch)])
+    # eps scaling as sinkhorn's automatic choice (one factor for the batch, as dense batches).
+    q = _DEFAULT_EPS_SCALING if ranges.max() > _EPS_SCALING_RATIO * eps else 0.0
+    f, g = np.zeros((batch, n)), np.zeros((batch, m))
+    out = _core.sinkhorn_online_batch(
+        xs, ys, code, p, av, bv, f, g, ranges, ranges, eps=eps, tol=tol_f, max_iter=max_iter_i,
+        eps_scaling=q, overrelax=True, tau_a=math.inf, tau_b=math.inf, threads=n_threads)
+    losses = _checked(fn, out, "")
+    state = _CloudBatch(xs, ys, code, p, eps, n_threads, av, bv, f, g)
+    if debias:
+        terms = []
+        for pts, w, side in ((xs, av, "x"), (ys, bv, "y")):
+            h = np.zeros(w.shape)
+            out = _core.sinkhorn_symmetric_online_batch(pts, code, p, w, h, eps=eps, tol=tol_f,
+                                                        max_iter=max_iter_i, threads=n_threads)
+            terms.append(_checked(fn, out, f" (self-transport term of {side})"))
+            setattr(state, "h_" + side, h)
+        losses = losses - 0.5 * (terms[0] + terms[1])
+    return attach(state.rule, losses, x, y, wa, wb)
+
+
+def _checked(fn: str, out: tuple, what: str) -> np.ndarray:
+    """The objectives (B,) of a batched core solve; non-finite values raise, non-convergence
+    warns (once for the batch)."""
+    status, n_iter, err, _, objective = out
+    if (status == _STATUS_NOT_FINITE).any():
+        raise FloatingPointError(
+            f"{fn}: the iterations produced non-finite values{what}; try a larger eps")
+    warn_not_converged(fn + what, SinkhornResult(
+        n_iter=n_iter, marginal_error=err, converged=status == _STATUS_CONVERGED),
+        "Raise max_iter, loosen tol or increase eps.")
+    return objective
+
+
 class SinkhornLoss(torch.nn.Module):
     """Sinkhorn loss between point clouds, for training loops.
 
@@ -575,4 +689,11 @@ class SinkhornLoss(torch.nn.Module):
         fn = "pyot.torch.SinkhornLoss"
         xt = T.tensor(x, "x", fn, ndim=(2, 3))
         yt = T.tensor(y, "y", fn, ndim=(2, 3))
-        return T.batched_loss(fn, self._pair, xt, yt, a, b, self.reduction)
+        if xt.ndim == 2 and yt.ndim == 2:
+            return self._pair(xt, yt, a, b)
+        losses = _loss_batch(fn, xt, yt, a, b, eps=self.eps, metric=self.metric, p=self.p,
+                             debias=self.debias, tol=self.tol, max_iter=self.max_iter,
+                             threads=self.threads)
+        if self.reduction == "mean":
+            return losses.mean()
+        return losses.sum() if self.reduction == "sum" else losses
