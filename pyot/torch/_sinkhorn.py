@@ -635,7 +635,9 @@ class SinkhornLoss(torch.nn.Module):
         Subtract the self-transport terms (the Sinkhorn divergence, zero iff ``x == y``).
     reduction : {"mean", "sum", "none"}
         How the losses of a batch ``(B, n, d)`` are combined (a single pair gives a 0-d
-        tensor whatever the reduction).
+        tensor whatever the reduction). A batch is solved by the core in one call per solve
+        kind (threads across the problems), its gradient in one call per term; weights are
+        ``(n,)`` (shared) or ``(B, n)``.
     p : float
         Minkowski exponent.
     tol, max_iter, threads

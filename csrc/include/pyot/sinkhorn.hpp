@@ -1283,10 +1283,6 @@ PYOT_ALWAYS_INLINE void pair_weights(const MapTerms<T>& terms, index_t i, index_
   for (index_t t = 0; t < len; ++t) factor[t] = r + s[t] + gamma * double(tile[t]);
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // One row's coefficients over a cost tile (len pairs, hbj = hb + j0): coef[t] the weight of
 // point t in the row's weighted sum, their total (or, for the cosine, sum w (1 - c)) added to
 // alpha. Map: w = exp(hb_j - c / eps - m) with m = running, the row's running maximum, raised
