@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['bilinear_cost', 'build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['bilinear_cost', 'build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_online_batch', 'sinkhorn_plan_matvec', 'sinkhorn_point_gradient', 'sinkhorn_point_gradient_batch', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sinkhorn_symmetric_online_batch', 'sinkhorn_weighted_point_gradient', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
 def bilinear_cost(u: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], out: numpy.typing.NDArray[numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[float, float]:
     """
     Internal (pyot.inverse): out = -u @ y.T (float64, C-contiguous (n, m)); returns its (min, max), both NaN when an entry is NaN or inf.
@@ -155,6 +155,26 @@ def sinkhorn_online(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDAr
     Sinkhorn between point clouds with the cost evaluated on the fly.
     """
 @typing.overload
+def sinkhorn_online_batch(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], cost_range: numpy.typing.NDArray[numpy.float64], eps_start: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Sinkhorn between B pairs of point clouds x (B, n, d), y (B, m, d), cost on the fly, in one call; f and g (B, n) / (B, m) updated in place. Returns (status, n_iter, marginal_error, value, objective), each of shape (B,).
+    """
+@typing.overload
+def sinkhorn_online_batch(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], cost_range: numpy.typing.NDArray[numpy.float64], eps_start: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, eps_scaling: typing.SupportsFloat | typing.SupportsIndex, overrelax: bool, tau_a: typing.SupportsFloat | typing.SupportsIndex, tau_b: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Sinkhorn between B pairs of point clouds x (B, n, d), y (B, m, d), cost on the fly, in one call; f and g (B, n) / (B, m) updated in place. Returns (status, n_iter, marginal_error, value, objective), each of shape (B,).
+    """
+@typing.overload
+def sinkhorn_plan_matvec(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], v: numpy.typing.NDArray[numpy.float64], *, cost_weight: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    sum_j P_ij (v_j + cost_weight C_ij), (n,) float64, P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps) from the potentials, cost tiles on the fly.
+    """
+@typing.overload
+def sinkhorn_plan_matvec(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], v: numpy.typing.NDArray[numpy.float64], *, cost_weight: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    sum_j P_ij (v_j + cost_weight C_ij), (n,) float64, P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps) from the potentials, cost tiles on the fly.
+    """
+@typing.overload
 def sinkhorn_point_gradient(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """
     sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.
@@ -163,6 +183,16 @@ def sinkhorn_point_gradient(x: numpy.typing.NDArray[numpy.float32], y: numpy.typ
 def sinkhorn_point_gradient(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """
     sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.
+    """
+@typing.overload
+def sinkhorn_point_gradient_batch(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    sinkhorn_point_gradient over a batch (B, n, d), in one call: (B, n, d) float64.
+    """
+@typing.overload
+def sinkhorn_point_gradient_batch(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    sinkhorn_point_gradient over a batch (B, n, d), in one call: (B, n, d) float64.
     """
 @typing.overload
 def sinkhorn_symmetric_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
@@ -183,6 +213,26 @@ def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float32], metric: ty
 def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
     Symmetric self-transport potential on a point cloud, cost on the fly.
+    """
+@typing.overload
+def sinkhorn_symmetric_online_batch(x: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call.
+    """
+@typing.overload
+def sinkhorn_symmetric_online_batch(x: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call.
+    """
+@typing.overload
+def sinkhorn_weighted_point_gradient(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], row_weights: numpy.typing.NDArray[numpy.float64], col_weights: numpy.typing.NDArray[numpy.float64], *, cost_weight: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    sum_j P_ij (r_i + s_j + cost_weight C_ij) grad_x c(x_i, y_j), (n, d) float64, cost tiles on the fly.
+    """
+@typing.overload
+def sinkhorn_weighted_point_gradient(x: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], row_weights: numpy.typing.NDArray[numpy.float64], col_weights: numpy.typing.NDArray[numpy.float64], *, cost_weight: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    sum_j P_ij (r_i + s_j + cost_weight C_ij) grad_x c(x_i, y_j), (n, d) float64, cost tiles on the fly.
     """
 @typing.overload
 def sliced_gradient(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64] | None, b: numpy.typing.NDArray[numpy.float64] | None, directions: numpy.typing.NDArray[numpy.float64], *, mass: typing.SupportsFloat | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:

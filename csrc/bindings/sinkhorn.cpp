@@ -145,6 +145,86 @@ BatchOut sinkhorn_online(const carray<T>& x, const carray<T>& y, int metric, dou
   return out.out();
 }
 
+// Views of problem k of a batch of point clouds x (B, n, d), y (B, m, d), with the weights and
+// potentials (B, n) / (B, m) checked once: the batched online entry points.
+template <class T>
+struct CloudBatch {
+  index_t batch = 0, n = 0, m = 0, d = 0;
+  const T* x = nullptr;
+  const T* y = nullptr;
+
+  CloudBatch(const carray<T>& xs, const carray<T>& ys, int metric,
+             std::initializer_list<const carray<double>*> rows,
+             std::initializer_list<const carray<double>*> cols) {
+    require_ndim(xs, 3, "x");
+    require_ndim(ys, 3, "y");
+    batch = xs.shape(0), n = xs.shape(1), m = ys.shape(1), d = xs.shape(2);
+    require(ys.shape(0) == batch && ys.shape(2) == d,
+            "x and y must have shapes (B, n, d) and (B, m, d)");
+    require(metric >= 0 && metric <= 4, "unknown metric");
+    for (const auto* r : rows) require_shape(*r, {batch, n}, "a row-side vector");
+    for (const auto* c : cols) require_shape(*c, {batch, m}, "a column-side vector");
+    x = xs.data();
+    y = ys.data();
+  }
+  MatrixView<T> xk(index_t k) const { return MatrixView<T>(x + k * n * d, n, d); }
+  MatrixView<T> yk(index_t k) const { return MatrixView<T>(y + k * m * d, m, d); }
+};
+
+// B independent point-cloud problems in one call (threads across problems when there are
+// enough of them, see for_each_problem); f and g (B, n) / (B, m) updated in place.
+template <class T>
+BatchOut sinkhorn_online_batch(const carray<T>& x, const carray<T>& y, int metric, double p,
+                               const carray<double>& a, const carray<double>& b,
+                               carray<double>& f, carray<double>& g,
+                               const carray<double>& cost_range, const carray<double>& eps_start,
+                               double eps, double tol, index_t max_iter, double eps_scaling,
+                               bool overrelax, double tau_a, double tau_b, int threads) {
+  const CloudBatch<T> cb(x, y, metric, {&a, &f}, {&b, &g});
+  require_shape(cost_range, {cb.batch}, "cost_range");
+  require_shape(eps_start, {cb.batch}, "eps_start");
+  const sk::Options base =
+      make_options(eps, tol, max_iter, eps_scaling, 1, overrelax, tau_a, tau_b, threads);
+  BatchBuffers out(cb.batch);
+  double* fp = f.mutable_data();
+  double* gp = g.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for_each_problem(cb.batch, threads, [&](index_t k, int inner) {
+      sk::Options o = base;
+      o.threads = inner;
+      o.cost_range = cost_range.data()[k];
+      o.eps_start = eps_start.data()[k];
+      out.store(k, sk::solve_online(cb.xk(k), cb.yk(k), static_cast<Metric>(metric), p,
+                                    a.data() + k * cb.n, b.data() + k * cb.m, fp + k * cb.n,
+                                    gp + k * cb.m, o));
+    });
+  }
+  return out.out();
+}
+
+// The self-transport potentials h (B, n) of a batch of clouds x (B, n, d), in one call.
+template <class T>
+BatchOut sinkhorn_symmetric_online_batch(const carray<T>& x, int metric, double p,
+                                         const carray<double>& a, carray<double>& h, double eps,
+                                         double tol, index_t max_iter, int threads) {
+  const CloudBatch<T> cb(x, x, metric, {&a, &h}, {});
+  const sk::Options base =
+      make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  BatchBuffers out(cb.batch);
+  double* hp = h.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for_each_problem(cb.batch, threads, [&](index_t k, int inner) {
+      sk::Options o = base;
+      o.threads = inner;
+      out.store(k, sk::solve_symmetric_online(cb.xk(k), static_cast<Metric>(metric), p,
+                                              a.data() + k * cb.n, hp + k * cb.n, o));
+    });
+  }
+  return out.out();
+}
+
 template <class T>
 BatchOut sinkhorn_symmetric_dense(const carray<T>& cost, const carray<double>& a, carray<double>& h,
                                   double eps, double tol, index_t max_iter, int threads) {
@@ -196,6 +276,72 @@ carray<double> sinkhorn_point_gradient(const carray<T>& x, const carray<T>& y, i
     py::gil_scoped_release release;
     sk::point_gradient(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(), f.data(),
                        g.data(), eps, dst, threads);
+  }
+  return out;
+}
+
+// sum_j P_ij (r_i + s_j + gamma C_ij) grad_x c(x_i, y_j): the point gradient with per-row,
+// per-column and cost-proportional pair weights (implicit value gradients), (n, d) float64.
+template <class T>
+carray<double> sinkhorn_weighted_point_gradient(const carray<T>& x, const carray<T>& y, int metric,
+                                                double p, const carray<double>& a,
+                                                const carray<double>& b, const carray<double>& f,
+                                                const carray<double>& g,
+                                                const carray<double>& row_weights,
+                                                const carray<double>& col_weights,
+                                                double cost_weight, double eps, int threads) {
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  require_shape(row_weights, {xv.rows}, "row_weights");
+  require_shape(col_weights, {yv.rows}, "col_weights");
+  carray<double> out({xv.rows, xv.cols});
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::point_gradient(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(), f.data(),
+                       g.data(), eps, dst, threads, row_weights.data(), col_weights.data(),
+                       cost_weight);
+  }
+  return out;
+}
+
+// sum_j P_ij (v_j + gamma C_ij), (n,) float64, P from the potentials and never formed.
+template <class T>
+carray<double> sinkhorn_plan_matvec(const carray<T>& x, const carray<T>& y, int metric, double p,
+                                    const carray<double>& a, const carray<double>& b,
+                                    const carray<double>& f, const carray<double>& g,
+                                    const carray<double>& v, double cost_weight, double eps,
+                                    int threads) {
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  require_shape(v, {yv.rows}, "v");
+  carray<double> out(xv.rows);
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::plan_matvec(xv, yv, static_cast<Metric>(metric), p, a.data(), b.data(), f.data(),
+                    g.data(), eps, v.data(), cost_weight, dst, threads);
+  }
+  return out;
+}
+
+// The point gradients of a batch, (B, n, d) float64, in one call.
+template <class T>
+carray<double> sinkhorn_point_gradient_batch(const carray<T>& x, const carray<T>& y, int metric,
+                                             double p, const carray<double>& a,
+                                             const carray<double>& b, const carray<double>& f,
+                                             const carray<double>& g, double eps, int threads) {
+  const CloudBatch<T> cb(x, y, metric, {&a, &f}, {&b, &g});
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  carray<double> out({cb.batch, cb.n, cb.d});
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for_each_problem(cb.batch, threads, [&](index_t k, int inner) {
+      sk::point_gradient(cb.xk(k), cb.yk(k), static_cast<Metric>(metric), p,
+                         a.data() + k * cb.n, b.data() + k * cb.m, f.data() + k * cb.n,
+                         g.data() + k * cb.m, eps, dst + k * cb.n * cb.d, inner);
+    });
   }
   return out;
 }
@@ -280,6 +426,28 @@ void bind_sinkhorn(py::module_& m) {
       py::arg("eps_start"), py::arg("eps"), py::arg("tol"), py::arg("max_iter"),
       py::arg("eps_scaling"), py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"),
       py::arg("threads"), "Sinkhorn between point clouds with the cost evaluated on the fly.");
+  PYOT_DEF_FLOATING(
+      m, "sinkhorn_online_batch", sinkhorn_online_batch, py::arg("x").noconvert(),
+      py::arg("y").noconvert(), py::arg("metric"), py::arg("p"), py::arg("a").noconvert(),
+      py::arg("b").noconvert(), py::arg("f").noconvert(), py::arg("g").noconvert(),
+      py::arg("cost_range").noconvert(), py::arg("eps_start").noconvert(), py::kw_only(),
+      py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"),
+      py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"), py::arg("threads"),
+      "Sinkhorn between B pairs of point clouds x (B, n, d), y (B, m, d), cost on the fly, in "
+      "one call; f and g (B, n) / (B, m) updated in place. Returns (status, n_iter, "
+      "marginal_error, value, objective), each of shape (B,).");
+  PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_online_batch", sinkhorn_symmetric_online_batch,
+                    py::arg("x").noconvert(), py::arg("metric"), py::arg("p"),
+                    py::arg("a").noconvert(), py::arg("h").noconvert(), py::kw_only(),
+                    py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("threads"),
+                    "Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_point_gradient_batch", sinkhorn_point_gradient_batch,
+                    py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("metric"),
+                    py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),
+                    py::arg("f").noconvert(), py::arg("g").noconvert(), py::kw_only(),
+                    py::arg("eps"), py::arg("threads"),
+                    "sinkhorn_point_gradient over a batch (B, n, d), in one call: (B, n, d) "
+                    "float64.");
   PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_dense", sinkhorn_symmetric_dense,
                     py::arg("cost").noconvert(), py::arg("a").noconvert(), py::arg("h").noconvert(),
                     py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"),
@@ -295,6 +463,21 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("g").noconvert(), py::kw_only(), py::arg("eps"), py::arg("threads"),
                     "sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of "
                     "P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_weighted_point_gradient", sinkhorn_weighted_point_gradient,
+                    py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("metric"),
+                    py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),
+                    py::arg("f").noconvert(), py::arg("g").noconvert(),
+                    py::arg("row_weights").noconvert(), py::arg("col_weights").noconvert(),
+                    py::kw_only(), py::arg("cost_weight"), py::arg("eps"), py::arg("threads"),
+                    "sum_j P_ij (r_i + s_j + cost_weight C_ij) grad_x c(x_i, y_j), (n, d) "
+                    "float64, cost tiles on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_plan_matvec", sinkhorn_plan_matvec, py::arg("x").noconvert(),
+                    py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
+                    py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
+                    py::arg("g").noconvert(), py::arg("v").noconvert(), py::kw_only(),
+                    py::arg("cost_weight"), py::arg("eps"), py::arg("threads"),
+                    "sum_j P_ij (v_j + cost_weight C_ij), (n,) float64, P_ij = a_i b_j "
+                    "exp((f_i + g_j - C_ij) / eps) from the potentials, cost tiles on the fly.");
   PYOT_DEF_FLOATING(m, "sinkhorn_entropic_map", sinkhorn_entropic_map, py::arg("z").noconvert(),
                     py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("b").noconvert(), py::arg("g").noconvert(), py::kw_only(),

@@ -17,9 +17,6 @@ _FLOATS = (torch.float32, torch.float64)
 # Conjugate gradients of the implicit backward passes: relative residual and iteration cap.
 CG_RTOL = 1e-10
 CG_MAX_ITER = 10_000
-# Above this many cost entries a point-cloud plan or value gradient (which need the (n, m)
-# matrix) is refused: the objective's gradient needs no matrix at all.
-DENSE_GRADIENT_LIMIT = 1 << 26
 # torch_cost forms the (n, m, d) differences up to this many entries, a Gram form above.
 DIFF_LIMIT = 1 << 24
 

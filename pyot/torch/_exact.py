@@ -18,7 +18,7 @@ from .. import partial as _partial
 from .. import sparse as _sparse
 from .._result import Lazy, OTResult, SinkhornResult, SparseResult
 from . import _common as T
-from ._autograd import attach, unsupported
+from ._autograd import attach
 
 __all__ = ["emd", "partial_ot", "sparse_ot"]
 
@@ -111,8 +111,9 @@ def partial_ot(
     The optimal objective is differentiable by the envelope theorem: ``value`` when exact
     (``eps=None``), ``objective`` when entropic; ``d/dC = P``, ``d/da = f`` and ``d/db = g``
     (the capacity prices, not centred: the masses are free), plus for the entropic problem the
-    derivative of ``eps KL(P | a b^T)``. The entropic ``value`` and both plans carry no
-    gradient (backward raises).
+    derivative of ``eps KL(P | a b^T)``. The entropic ``value`` is differentiable by implicit
+    differentiation of the optimality conditions on the binding capacities (exact where the
+    set of binding capacities does not change); both plans carry no gradient.
 
     Examples
     --------
@@ -142,9 +143,59 @@ def partial_ot(
     da = f - res.eps * (_ratio(plan[0].sum(axis=1), wa_np) - wb_np.sum())
     db = g - res.eps * (_ratio(plan[0].sum(axis=0), wb_np) - wa_np.sum())
     objective = attach(_envelope_rule(plan, da, db), res.objective, c, wa, wb)
-    value = attach(unsupported(f"{fn}: only objective is differentiable for entropic partial "
-                               "OT (envelope theorem)"), res.value, c, wa, wb)
+    value = attach(_partial_value_rule(plan[0], wa_np, wb_np, f[0], g[0], res.eps), res.value,
+                   c, wa, wb)
     return SinkhornResult(value=value, objective=objective, plan=plan_t, eps=res.eps, **fields)
+
+
+def _partial_value_rule(plan: np.ndarray, a: np.ndarray, b: np.ndarray, f: np.ndarray,
+                        g: np.ndarray, eps: float):
+    """Implicit gradient of the entropic partial ``value = <P, C>`` (ALGORITHMS 6 and 10).
+
+    At the optimum ``P_ij = a_i b_j exp((f_i + g_j + lam - C_ij) / eps)`` with the binding
+    capacities (``f_i < 0``: ``P 1 = a`` there; ``f_i = 0`` rows are slack and stay at 0) and
+    the mass ``sum P = s``. Differentiating these equalities in (f_A, g_B, lam) gives the PSD
+    system ``H = M^T diag(P) M``, ``(M z)_ij = z_f_i + z_g_j + z_lam`` over the binding
+    variables; with ``w = H^+ M^T (G .* P)`` (CG), ``dl/dC = (P / eps) (M w - G)`` as for
+    Sinkhorn (plus the direct term P for the value), ``dl/da_i = [f_i < 0] w_f_i + sum_j
+    K_ij b_j (G_ij - (M w)_ij)`` (K = P / (a b)), and the same for b. The mass is fixed."""
+    rows, cols = (f < 0) & (a > 0), (g < 0) & (b > 0)
+
+    def spread(z: np.ndarray) -> np.ndarray:
+        zf, zg = np.zeros(len(a)), np.zeros(len(b))
+        zf[rows], zg[cols] = z[:rows.sum()], z[rows.sum():-1]
+        return zf[:, None] + zg[None, :] + z[-1]
+
+    def gather(t: np.ndarray) -> np.ndarray:
+        return np.concatenate([t.sum(axis=1)[rows], t.sum(axis=0)[cols], [t.sum()]])
+
+    def rule(grad, inputs, needs):
+        cost, wa, wb = inputs
+        c = T.view(cost).astype(np.float64)
+        gp = c * plan
+        diag = gather(plan)
+        diag[-1] = plan.sum()
+        w = T.cg(lambda z: gather(plan * spread(z)), gather(gp), diag)
+        mw = spread(w)
+        # K_ij b_j and K_ij a_i from the plan (a zero weight's derivative is left at 0).
+        kb = plan / np.where(a > 0, a, 1.0)[:, None]
+        ka = plan / np.where(b > 0, b, 1.0)[None, :]
+        scale = grad.reshape(-1)
+        out = [None, None, None]
+        if needs[0]:
+            d_cost = plan + (plan / eps) * (mw - c)
+            out[0] = T.as_grad(d_cost[None], cost, scale).reshape(cost.shape)
+        if needs[1] and wa is not None:
+            d_a = (kb * (c - mw)).sum(axis=1)
+            d_a[rows] += w[:rows.sum()]
+            out[1] = T.as_grad(d_a[None], wa, scale)
+        if needs[2] and wb is not None:
+            d_b = (ka * (c - mw)).sum(axis=0)
+            d_b[cols] += w[rows.sum():-1]
+            out[2] = T.as_grad(d_b[None], wb, scale)
+        return tuple(out)
+
+    return rule
 
 
 def _weights_array(w: torch.Tensor | None, size: int) -> np.ndarray:

@@ -7,8 +7,10 @@ Backward (ALGORITHMS 10):
   for balanced problems), ``d/dx_i = sum_j P_ij grad_x c(x_i, y_j)`` computed by the core from
   the potentials, tile by tile, without an ``(n, m)`` array.
 - ``value`` and ``plan``: implicit differentiation of the optimality conditions, the dual's
-  linear system solved by conjugate gradients on its Schur complement (O(nm) memory: the
-  plan is formed).
+  linear system solved by conjugate gradients on its Schur complement. On a dense cost the
+  plan is formed; on a point cloud the value's gradient is online (plan-vector products and a
+  weighted point gradient from the core, O((n + m) d) memory), and a plan asked for is the
+  (n, m) array the user wanted, differentiated densely.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ import torch
 
 from .. import _core
 from .. import _validate as V
-from .._result import Lazy, SinkhornResult
+from .._result import Lazy, SinkhornResult, warn_not_converged
 from ..costs import METRICS, _metric
 from ..costs import PointCloud as _NumpyCloud
-from ..sinkhorn import Solved, _divergence, _reg_marginals, _run
+from ..sinkhorn import (
+    _DEFAULT_EPS_SCALING,
+    _EPS_SCALING_RATIO,
+    _STATUS_CONVERGED,
+    _STATUS_NOT_FINITE,
+    Solved,
+    _divergence,
+    _reg_marginals,
+    _run,
+)
 from . import _common as T
 from ._autograd import attach
 
@@ -83,11 +94,24 @@ def _relaxed_side(f: np.ndarray, other: np.ndarray, tau: float, eps: float) -> n
 # ----------------------------------------------------------------------------- implicit
 
 
+def _dual_solution(u: np.ndarray, v: np.ndarray, r: np.ndarray, c: np.ndarray,
+                   diag: np.ndarray, mv, tmv) -> tuple[np.ndarray, np.ndarray]:
+    """(w_f, w_g) solving [[diag(r), P], [P^T, diag(c)]] w = (u, v) by CG on the Schur
+    complement over the columns, ``diag(c) - P^T diag(1 / r) P`` (``diag`` its diagonal, the
+    Jacobi preconditioner), with ``mv(w) = P w`` and ``tmv(z) = P^T z`` (dense or online).
+    Rows with r = 0 carry no mass: dropped from the system (w_f = 0 there)."""
+    rinv = np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)
+    rhs = v - tmv(u * rinv)
+    w_g = T.cg(lambda w: c * w - tmv(mv(w) * rinv), rhs, diag)
+    w_f = (u - mv(w_g)) * rinv
+    return w_f, w_g
+
+
 def _implicit(kernel: np.ndarray, a: np.ndarray, b: np.ndarray, grad_plan: np.ndarray,
               pots: _Potentials) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of l(P) with respect to (C, a, b) through the optimum (ALGORITHMS 10): with
     u = (G.P) 1, v = (G.P)^T 1 solve [[diag(rho_a P1), P], [P^T, diag(rho_b P^T 1)]] w = (u, v)
-    by CG on the Schur complement over the columns, then dl/dC = (P / eps) (w_f + w_g - G),
+    (:func:`_dual_solution`), then dl/dC = (P / eps) (w_f + w_g - G),
     dl/da_i = sum_j (G_ij - w_gj) K_ij b_j (and for b). rho = 1 + eps / tau comes from the
     KL marginals' optimality P 1 = a exp(-f / tau) (1 when balanced: the system is then
     singular along (1, -1), consistent, and the weight gradients are centred)."""
@@ -97,13 +121,9 @@ def _implicit(kernel: np.ndarray, a: np.ndarray, b: np.ndarray, grad_plan: np.nd
     gp = grad_plan * plan
     u, v = gp.sum(axis=1), gp.sum(axis=0)
     r, c = rho_a * plan.sum(axis=1), rho_b * plan.sum(axis=0)
-    rows = r > 0  # zero-weight rows carry no mass: dropped from the system
-    pr, rr = plan[rows], r[rows]
-    rhs = v - pr.T @ (u[rows] / rr)
-    diag = c - np.einsum("ij,ij->j", pr, pr / rr[:, None])
-    w_g = T.cg(lambda w: c * w - pr.T @ ((pr @ w) / rr), rhs, diag)
-    w_f = np.zeros_like(r)
-    w_f[rows] = (u[rows] - pr @ w_g) / rr
+    rinv = np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)
+    diag = c - np.einsum("ij,ij->j", plan, plan * rinv[:, None])
+    w_f, w_g = _dual_solution(u, v, r, c, diag, lambda w: plan @ w, lambda z: plan.T @ z)
     d_cost = (plan / eps) * (w_f[:, None] + w_g[None, :] - grad_plan)
     d_a = ((grad_plan - w_g[None, :]) * kernel * b[None, :]).sum(axis=1)
     d_b = ((grad_plan - w_f[:, None]) * kernel * a[:, None]).sum(axis=0)
@@ -215,24 +235,65 @@ class _Cloud:
             gb = T.as_grad(db, b, scale) if needs[3] and b is not None else None
         return gx, gy, ga, gb
 
+    def _matvec(self, first: bool, v: np.ndarray, gamma: float, *, weights=None,
+                eps: float | None = None) -> np.ndarray:
+        """``sum_j P_ij (v_j + gamma C_ij)`` (first) or its transpose ``sum_i P_ij (v_i +
+        gamma C_ij)``, from the core without an (n, m) array; ``weights`` replaces the row
+        side's weights (ones: the kernel K b), ``eps`` the temperature (with weights, P^2)."""
+        pots = self.pots
+        a, b, f, g = pots.a[0], pots.b[0], pots.f[0], pots.g[0]
+        p, q, wp, wq, fp, fq = ((self.x, self.y, a, b, f, g) if first
+                                else (self.y, self.x, b, a, g, f))
+        return _core.sinkhorn_plan_matvec(
+            p, q, METRICS[self.metric], self.p, wp if weights is None else weights[0],
+            wq if weights is None else weights[1], fp, fq, np.ascontiguousarray(v),
+            cost_weight=gamma, eps=pots.eps if eps is None else eps, threads=self.threads,
+        )
+
     def value_rule(self, grad, inputs, needs):
-        """The value's implicit gradient needs the (n, m) cost: formed here, in backward only,
-        by torch operations that carry it on to the points."""
+        """Implicit gradient of ``value = <P, C>`` (ALGORITHMS 10 with G = C, plus the direct
+        term P), online: the dual's system by CG on plan-vector products from the core, then
+        d/dx_i = sum_j P_ij (1 + (w_f_i + w_g_j - C_ij) / eps) grad_x c(x_i, y_j) by the
+        weighted point gradient. No (n, m) array; each CG step is two passes over the pairs."""
         x, y, a, b = inputs
-        n, m = self.x.shape[0], self.y.shape[0]
-        if n * m > T.DENSE_GRADIENT_LIMIT:
-            raise NotImplementedError(
-                f"pyot.torch.sinkhorn: the gradient of value on a {n} x {m} point cloud needs "
-                "the dense cost matrix; differentiate objective instead (its gradient needs no "
-                "(n, m) array)"
-            )
-        with torch.enable_grad():
-            xd, yd = x.detach().requires_grad_(), y.detach().requires_grad_()
-            cost = T.torch_cost(xd, yd, self.metric, self.p)
-            gc, ga, gb = _dense_rule(self.pots, value=True)(grad, (cost.detach(), a, b),
-                                                           (True, *needs[2:]))
-            gx, gy = torch.autograd.grad(cost, (xd, yd), gc)
-        return gx if needs[0] else None, gy if needs[1] else None, ga, gb
+        pots = self.pots
+        eps, scale = pots.eps, float(grad.reshape(-1)[0])
+        wa, wb, fa, gb = pots.a[0], pots.b[0], pots.f[0], pots.g[0]
+        n, m = len(wa), len(wb)
+        rho_a, rho_b = (1.0 + eps / t for t in pots.tau)
+        r = rho_a * self._matvec(True, np.ones(m), 0.0)
+        c = rho_b * self._matvec(False, np.ones(n), 0.0)
+        u = self._matvec(True, np.zeros(m), 1.0)
+        v = self._matvec(False, np.zeros(n), 1.0)
+        rinv = np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)
+        # Jacobi diagonal sum_i P_ij^2 / r_i: the plan of (b^2, a^2 / r) at eps / 2.
+        diag = c - self._matvec(False, np.ones(n), 0.0, weights=(wb * wb, wa * wa * rinv),
+                                eps=eps / 2)
+        w_f, w_g = _dual_solution(u, v, r, c, diag, lambda w: self._matvec(True, w, 0.0),
+                                  lambda z: self._matvec(False, z, 0.0))
+        gx = gy = ga = gb_ = None
+        code = METRICS[self.metric]
+        options = dict(cost_weight=-1.0 / eps, eps=eps, threads=self.threads)
+        if needs[0]:
+            gx = _core.sinkhorn_weighted_point_gradient(
+                self.x, self.y, code, self.p, wa, wb, fa, gb, 1.0 + w_f / eps, w_g / eps,
+                **options)
+            gx = T.as_grad(gx[None], x, np.array([scale]))
+        if needs[1]:
+            gy = _core.sinkhorn_weighted_point_gradient(
+                self.y, self.x, code, self.p, wb, wa, gb, fa, 1.0 + w_g / eps, w_f / eps,
+                **options)
+            gy = T.as_grad(gy[None], y, np.array([scale]))
+        if (needs[2] and a is not None) or (needs[3] and b is not None):
+            # dl/da_i = sum_j K_ij b_j (C_ij - w_g_j): the kernel's row side with unit weights.
+            d_a = self._matvec(True, -w_g, 1.0, weights=(np.ones(n), wb))
+            d_b = self._matvec(False, -w_f, 1.0, weights=(np.ones(m), wa))
+            if pots.tau == _BALANCED:
+                d_a, d_b = T.centred(d_a), T.centred(d_b)
+            one = np.array([scale])
+            ga = T.as_grad(d_a[None], a, one) if needs[2] and a is not None else None
+            gb_ = T.as_grad(d_b[None], b, one) if needs[3] and b is not None else None
+        return gx, gy, ga, gb_
 
 
 # ----------------------------------------------------------------------------- front ends
@@ -329,7 +390,9 @@ def sinkhorn(
         With tensors: ``objective`` (differentiable by the envelope theorem: ``d/dC = P``,
         ``d/da``, ``d/db`` the centred potentials, for a point cloud ``d/dx`` from the core
         without an ``(n, m)`` array), ``value`` and ``plan`` (differentiable by implicit
-        differentiation, which forms the ``(n, m)`` plan), ``f``, ``g`` (detached).
+        differentiation: on a point cloud the value's gradient is computed online, without an
+        ``(n, m)`` array, by conjugate gradients on plan-vector products from the core),
+        ``f``, ``g`` (detached).
 
     Raises
     ------
@@ -449,6 +512,111 @@ def sinkhorn_divergence(
     return attach(cloud.objective_rule, div.value, xt, yt, wa, wb)
 
 
+# ----------------------------------------------------------------------------- batches
+
+
+@dataclass
+class _CloudBatch:
+    """B point-cloud problems solved in one core call: the loss's gradient in the points and
+    weights from the batched point-gradient kernel (one call per term, no Python loop)."""
+
+    x: np.ndarray  # (B, n, d)
+    y: np.ndarray  # (B, m, d)
+    code: int
+    p: float
+    eps: float
+    threads: int
+    a: np.ndarray  # (B, n) float64, as solved
+    b: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    h_x: np.ndarray | None = None  # self-transport potentials (debiased)
+    h_y: np.ndarray | None = None
+
+    def _gradient(self, p, q, wp, wq, fp, fq) -> np.ndarray:
+        return _core.sinkhorn_point_gradient_batch(p, q, self.code, self.p, wp, wq, fp, fq,
+                                                   eps=self.eps, threads=self.threads)
+
+    def rule(self, grad, inputs, needs):
+        x, y, a, b = inputs
+        scale = grad.reshape(-1)
+        gx = gy = ga = gb = None
+        if needs[0]:
+            d = self._gradient(self.x, self.y, self.a, self.b, self.f, self.g)
+            if self.h_x is not None:
+                d -= self._gradient(self.x, self.x, self.a, self.a, self.h_x, self.h_x)
+            gx = T.as_grad(d, x, scale)
+        if needs[1]:
+            d = self._gradient(self.y, self.x, self.b, self.a, self.g, self.f)
+            if self.h_y is not None:
+                d -= self._gradient(self.y, self.y, self.b, self.b, self.h_y, self.h_y)
+            gy = T.as_grad(d, y, scale)
+        if (needs[2] and a is not None) or (needs[3] and b is not None):
+            da, db = T.centred(self.f), T.centred(self.g)
+            if self.h_x is not None:
+                da, db = da - T.centred(self.h_x), db - T.centred(self.h_y)
+            ga = T.as_grad(da, a, scale) if needs[2] and a is not None else None
+            gb = T.as_grad(db, b, scale) if needs[3] and b is not None else None
+        return gx, gy, ga, gb
+
+
+def _loss_batch(fn: str, x: torch.Tensor, y: torch.Tensor, a: object, b: object, *,
+                eps: float, metric: str, p: float, debias: bool, tol: object, max_iter: object,
+                threads: object) -> torch.Tensor:
+    """The (B,) losses of a batch of cloud pairs: the cross solves in one core call, the
+    self-transport terms in one call per side, the backward in one call per term."""
+    if x.ndim != 3 or y.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2]:
+        raise ValueError(
+            f"{fn}: x and y must both be (n, d) or both (B, n, d) with the same B and d, got "
+            f"shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    batch, n, m = x.shape[0], x.shape[1], y.shape[1]
+    wa, wb = _weights_of(fn, x, a, b, (1, 2))
+    T.same_kind(fn, x=x, y=y, a=wa, b=wb)
+    xs = V.as_array(T.view(x), "x", fn, ndim=3)
+    ys = V.as_array(T.view(y), "y", fn, ndim=3)
+    av = V.weights(T.view(wa), n, "a", fn, batch=batch)
+    bv = V.weights(T.view(wb), m, "b", fn, batch=batch)
+    V.same_mass(av, bv, fn)
+    tol_f = V.non_negative(tol, "tol", fn)
+    max_iter_i = V.integer(max_iter, "max_iter", fn, minimum=0)
+    n_threads = V.threads(threads, fn)
+    code = METRICS[metric]
+    ranges = np.array([_NumpyCloud._trusted(xs[k], ys[k], metric, p).cost_range()
+                       for k in range(batch)])
+    # eps scaling as sinkhorn's automatic choice (one factor for the batch, as dense batches).
+    q = _DEFAULT_EPS_SCALING if ranges.max() > _EPS_SCALING_RATIO * eps else 0.0
+    f, g = np.zeros((batch, n)), np.zeros((batch, m))
+    out = _core.sinkhorn_online_batch(
+        xs, ys, code, p, av, bv, f, g, ranges, ranges, eps=eps, tol=tol_f, max_iter=max_iter_i,
+        eps_scaling=q, overrelax=True, tau_a=math.inf, tau_b=math.inf, threads=n_threads)
+    losses = _checked(fn, out, "")
+    state = _CloudBatch(xs, ys, code, p, eps, n_threads, av, bv, f, g)
+    if debias:
+        terms = []
+        for pts, w, side in ((xs, av, "x"), (ys, bv, "y")):
+            h = np.zeros(w.shape)
+            out = _core.sinkhorn_symmetric_online_batch(pts, code, p, w, h, eps=eps, tol=tol_f,
+                                                        max_iter=max_iter_i, threads=n_threads)
+            terms.append(_checked(fn, out, f" (self-transport term of {side})"))
+            setattr(state, "h_" + side, h)
+        losses = losses - 0.5 * (terms[0] + terms[1])
+    return attach(state.rule, losses, x, y, wa, wb)
+
+
+def _checked(fn: str, out: tuple, what: str) -> np.ndarray:
+    """The objectives (B,) of a batched core solve; non-finite values raise, non-convergence
+    warns (once for the batch)."""
+    status, n_iter, err, _, objective = out
+    if (status == _STATUS_NOT_FINITE).any():
+        raise FloatingPointError(
+            f"{fn}: the iterations produced non-finite values{what}; try a larger eps")
+    warn_not_converged(fn + what, SinkhornResult(
+        n_iter=n_iter, marginal_error=err, converged=status == _STATUS_CONVERGED),
+        "Raise max_iter, loosen tol or increase eps.")
+    return objective
+
+
 class SinkhornLoss(torch.nn.Module):
     """Sinkhorn loss between point clouds, for training loops.
 
@@ -467,7 +635,9 @@ class SinkhornLoss(torch.nn.Module):
         Subtract the self-transport terms (the Sinkhorn divergence, zero iff ``x == y``).
     reduction : {"mean", "sum", "none"}
         How the losses of a batch ``(B, n, d)`` are combined (a single pair gives a 0-d
-        tensor whatever the reduction).
+        tensor whatever the reduction). A batch is solved by the core in one call per solve
+        kind (threads across the problems), its gradient in one call per term; weights are
+        ``(n,)`` (shared) or ``(B, n)``.
     p : float
         Minkowski exponent.
     tol, max_iter, threads
@@ -521,4 +691,11 @@ class SinkhornLoss(torch.nn.Module):
         fn = "pyot.torch.SinkhornLoss"
         xt = T.tensor(x, "x", fn, ndim=(2, 3))
         yt = T.tensor(y, "y", fn, ndim=(2, 3))
-        return T.batched_loss(fn, self._pair, xt, yt, a, b, self.reduction)
+        if xt.ndim == 2 and yt.ndim == 2:
+            return self._pair(xt, yt, a, b)
+        losses = _loss_batch(fn, xt, yt, a, b, eps=self.eps, metric=self.metric, p=self.p,
+                             debias=self.debias, tol=self.tol, max_iter=self.max_iter,
+                             threads=self.threads)
+        if self.reduction == "mean":
+            return losses.mean()
+        return losses.sum() if self.reduction == "sum" else losses

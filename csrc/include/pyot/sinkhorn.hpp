@@ -1432,9 +1432,12 @@ PYOT_ALWAYS_INLINE double coordinate_slope(double t, double pm1) {
 //           ha_i replaced by -m_i, m_i the running maximum of hb_j - c_ij / eps: an online
 //           log-sum-exp that rescales the row's sums whenever the maximum grows;
 //   MapVjp  the point gradient with w_ij <G_i, v_j - T_i> in place of w_ij, ha_i = -log sum_j
-//           exp(hb_j - c_ij / eps) being the map's log-normaliser (w_ij its softmax weights).
+//           exp(hb_j - c_ij / eps) being the map's log-normaliser (w_ij its softmax weights);
+//   Weighted  the point gradient with w_ij (r_i + s_j + gamma c_ij) in place of w_ij (the
+//           implicit gradient of the plan's value: per-row, per-column and cost-proportional
+//           pair weights).
 // v are the points the map averages (y itself: for the cosine q holds the normalised y).
-enum class Pairs { Plan, Map, MapVjp };
+enum class Pairs { Plan, Map, MapVjp, Weighted };
 
 template <class T>
 struct MapTerms {
@@ -1443,16 +1446,32 @@ struct MapTerms {
   double* running = nullptr;           // Map: m_i, (i1 - i0), in and out
   const double* cot = nullptr;         // MapVjp: G, (i1 - i0) x d, row-major
   const double* cot_t = nullptr;       // MapVjp: <G_i, T_i>, (i1 - i0)
+  const double* row_w = nullptr;       // Weighted: r, indexed by the global row
+  const double* col_w = nullptr;       // Weighted: s (q.n)
+  double gamma = 0.0;                  // Weighted: the cost's coefficient
 };
 
 namespace detail {
+
+template <Pairs W>
+constexpr bool kFactored = W == Pairs::MapVjp || W == Pairs::Weighted;
+
+// Weighted: factor[t] = r_i + s_(j0 + t) + gamma c_t over a cost tile of len pairs.
+template <class T>
+PYOT_ALWAYS_INLINE void pair_weights(const MapTerms<T>& terms, index_t i, index_t j0,
+                                     const T* tile, index_t len, double* factor) {
+  const double r = terms.row_w[i], gamma = terms.gamma;
+  const double* s = terms.col_w + j0;
+#pragma omp simd
+  for (index_t t = 0; t < len; ++t) factor[t] = r + s[t] + gamma * double(tile[t]);
+}
 
 // One row's coefficients over a cost tile (len pairs, hbj = hb + j0): coef[t] the weight of
 // point t in the row's weighted sum, their total (or, for the cosine, sum w (1 - c)) added to
 // alpha. Map: w = exp(hb_j - c / eps - m) with m = running, the row's running maximum, raised
 // (and row[0..d) and alpha rescaled) when the tile holds a larger exponent; false when the tile
-// holds only zero-weight targets (coef is then not written). Plan, MapVjp: w = exp(hb_j + ha -
-// c / eps) (times factor[t] for MapVjp) and coef = pair_coef.
+// holds only zero-weight targets (coef is then not written). Plan, MapVjp, Weighted: w =
+// exp(hb_j + ha - c / eps) (times factor[t] for MapVjp and Weighted) and coef = pair_coef.
 template <Metric M, Pairs W, class T>
 PYOT_ALWAYS_INLINE bool row_coefficients(const T* tile, const double* hbj, double ha,
                                          const double* factor, index_t len, double inv_eps,
@@ -1485,7 +1504,7 @@ PYOT_ALWAYS_INLINE bool row_coefficients(const T* tile, const double* hbj, doubl
     for (index_t t = 0; t < len; ++t) {
       const double c = double(tile[t]);
       double w = exp_vec(hbj[t] + ha - c * inv_eps);
-      if constexpr (W == Pairs::MapVjp) w *= factor[t];
+      if constexpr (kFactored<W>) w *= factor[t];
       coef[t] = pair_coef<M>(w, c, pm1);
       a_sum += M == Metric::Cosine ? w * (1.0 - c) : coef[t];
     }
@@ -1505,7 +1524,7 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
   constexpr bool kLinear = W == Pairs::Map || detail::kLinearGradient<M>;
   const index_t d = p.d;
   const double pm1 = double(pexp) - 1.0;
-  const PointsT<T>& v = W == Pairs::Plan ? q : *terms.values;
+  const PointsT<T>& v = W == Pairs::Map || W == Pairs::MapVjp ? *terms.values : q;
   const PointsT<T>& sum_over = W == Pairs::Map ? v : q;  // the points whose weighted sum is kept
   T tile[kColBlock];
   double coef[kColBlock], factor[kColBlock];
@@ -1531,6 +1550,7 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
           for (index_t t = 0; t < len; ++t) factor[t] += gk * double(vk[t]);
         }
       }
+      if constexpr (W == Pairs::Weighted) detail::pair_weights(terms, i, j0, tile, len, factor);
       if (!detail::row_coefficients<M, W>(tile, hb + j0, W == Pairs::Map ? 0.0 : ha[i], factor,
                                           len, inv_eps, pm1, coef,
                                           W == Pairs::Map ? terms.running + (i - i0) : nullptr,
@@ -1573,7 +1593,7 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
   const PointsT<T>& sum_over = W == Pairs::Map ? *terms.values : q;
   alignas(64) T tile[B * L];
   alignas(64) double coef[B * L];
-  alignas(64) double factor[W == Pairs::MapVjp ? B * L : 1];
+  alignas(64) double factor[detail::kFactored<W> ? B * L : 1];
   alignas(64) float wf[W == Pairs::Map && std::is_same_v<T, float> ? B * L : 1];
   std::fill(acc, acc + rows * d, 0.0);
   std::fill(alpha, alpha + rows, 0.0);
@@ -1587,13 +1607,16 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
                           factor[r * len + (j - j0)] = s - terms.cot_t[r];
                         });
     }
+    if constexpr (W == Pairs::Weighted)
+      for (index_t r = 0; r < rows; ++r)
+        detail::pair_weights(terms, i0 + r, j0, tile + r * len, len, factor + r * len);
     for (index_t r = 0; r < rows; ++r) {
       double* cr = coef + r * len;
       const bool live =
           (W == Pairs::Map || ha[i0 + r] != kNegInf) &&
           detail::row_coefficients<M, W>(tile + r * len, hb + j0,
                                          W == Pairs::Map ? 0.0 : ha[i0 + r],
-                                         W == Pairs::MapVjp ? factor + r * len : nullptr, len,
+                                         detail::kFactored<W> ? factor + r * len : nullptr, len,
                                          inv_eps, 1.0, cr,
                                          W == Pairs::Map ? terms.running + r : nullptr,
                                          acc + r * d, d, alpha[r]);
@@ -1664,11 +1687,94 @@ void pair_block(bool gemm, const GemmPoints<T>& g, const PointsT<T>& p, const Po
   gradient_block<M, W>(p, q, i0, i1, pexp, hb, ha, inv_eps, acc, alpha, terms);
 }
 
-// out (n x d, row-major) = sum_j P_ij grad_x c(x_i, y_j), see above.
+// out (n x d, row-major) = sum_j P_ij grad_x c(x_i, y_j), see above; with row_w (n), col_w (m)
+// given, sum_j P_ij (row_w_i + col_w_j + gamma c_ij) grad_x c(x_i, y_j) (Pairs::Weighted).
 template <class T>
 void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, const double* a,
                     const double* b, const double* f, const double* g, double eps, double* out,
-                    int threads) {
+                    int threads, const double* row_w = nullptr, const double* col_w = nullptr,
+                    double gamma = 0.0) {
+  const index_t n = x.rows, m = y.rows, d = x.cols;
+  require(y.cols == d, "x and y must have the same number of columns");
+  const double inv_eps = 1.0 / eps;
+  const std::vector<double> ha = detail::log_weighted(a, f, inv_eps, n);
+  const std::vector<double> hb = detail::log_weighted(b, g, inv_eps, m);
+  const int t = threads_for_work(threads, n * m);
+  MapTerms<T> terms;
+  terms.row_w = row_w;
+  terms.col_w = col_w;
+  terms.gamma = gamma;
+  dispatch_metric(metric, [&](auto tag) {
+    constexpr Metric M = decltype(tag)::value;
+    constexpr bool kNormalise = M == Metric::Cosine;
+    const bool gemm = detail::use_gemm<M>(d);
+    GemmPoints<T> gp;
+    if (gemm) gp.assign(x, y, kNormalise ? GemmCentre::Unit : GemmCentre::Both);
+    const PointsT<T> px = gemm && !kNormalise ? PointsT<T>() : PointsT<T>(x, kNormalise);
+    const PointsT<T> py(y, kNormalise);
+    for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
+      std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
+      if (row_w) {
+        pair_block<M, Pairs::Weighted>(gemm, gp, px, py, i0, i1, T(p), hb.data(), ha.data(),
+                                       inv_eps, acc.data(), alpha.data(), terms);
+      } else {
+        pair_block<M>(gemm, gp, px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
+                      alpha.data());
+      }
+      for (index_t i = i0; i < i1; ++i)
+        detail::finish_gradient_row<M>(px, x, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
+                                       out + i * d);
+    });
+    return 0;
+  });
+}
+
+// Rows [i0, i1) of the online plan-vector product out[i - i0] = sum_j w_ij (v_j + gamma c_ij),
+// w_ij = exp(hb_j + ha_i - c_ij / eps): the cost tiles of pair_block (the matrix-product form
+// when `gemm`), the row's sum in one exp pass per tile.
+template <Metric M, class T>
+PYOT_MULTIVERSION void matvec_block(bool gemm, const GemmPoints<T>& g, const PointsT<T>& p,
+                                    const PointsT<T>& q, index_t i0, index_t i1, T pexp,
+                                    const double* hb, const double* ha, double inv_eps,
+                                    const double* v, double gamma, double* out) {
+  constexpr index_t B = kRowBlock, L = kColBlock;
+  const index_t rows = i1 - i0;
+  require(rows <= B, "matvec_block: at most kRowBlock rows");
+  alignas(64) T tile[B * L];
+  std::fill(out, out + rows, 0.0);
+  for (index_t j0 = 0; j0 < q.n; j0 += L) {
+    const index_t j1 = std::min(q.n, j0 + L), len = j1 - j0;
+    if constexpr (detail::kLinearGradient<M>) {
+      if (gemm) gemm_cost_block<M>(g, i0, i1, j0, j1, tile, len);
+    }
+    const double* hbj = hb + j0;
+    const double* vj = v + j0;
+    for (index_t r = 0; r < rows; ++r) {
+      const double hai = ha[i0 + r];
+      if (hai == kNegInf) continue;  // zero weight: an empty row
+      const T* c = tile + r * len;
+      if (!gemm) {
+        cost_row_tile<M>(p.point(i0 + r), q, j0, j1, pexp, tile);
+        c = tile;
+      }
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (index_t t = 0; t < len; ++t) {
+        const double ct = double(c[t]);
+        s += exp_vec(hbj[t] + hai - ct * inv_eps) * (vj[t] + gamma * ct);
+      }
+      out[r] += s;
+    }
+  }
+}
+
+// out (n) = sum_j P_ij (v_j + gamma c(x_i, y_j)), P_ij = a_i b_j exp((f_i + g_j - c_ij) / eps)
+// from the potentials, cost tiles on the fly (memory O((n + m) d)): the plan-vector products of
+// the implicit gradients on point clouds (P^T u is the same call with the clouds swapped).
+template <class T>
+void plan_matvec(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, const double* a,
+                 const double* b, const double* f, const double* g, double eps, const double* v,
+                 double gamma, double* out, int threads) {
   const index_t n = x.rows, m = y.rows, d = x.cols;
   require(y.cols == d, "x and y must have the same number of columns");
   const double inv_eps = 1.0 / eps;
@@ -1681,15 +1787,11 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
     const bool gemm = detail::use_gemm<M>(d);
     GemmPoints<T> gp;
     if (gemm) gp.assign(x, y, kNormalise ? GemmCentre::Unit : GemmCentre::Both);
-    const PointsT<T> px = gemm && !kNormalise ? PointsT<T>() : PointsT<T>(x, kNormalise);
-    const PointsT<T> py(y, kNormalise);
+    const PointsT<T> px = gemm ? PointsT<T>() : PointsT<T>(x, kNormalise);
+    const PointsT<T> py(y, kNormalise);  // q.n: the column count in either form
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
-      std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
-      pair_block<M>(gemm, gp, px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, acc.data(),
-                    alpha.data());
-      for (index_t i = i0; i < i1; ++i)
-        detail::finish_gradient_row<M>(px, x, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
-                                       out + i * d);
+      matvec_block<M>(gemm, gp, px, py, i0, i1, T(p), hb.data(), ha.data(), inv_eps, v, gamma,
+                      out + i0);
     });
     return 0;
   });
