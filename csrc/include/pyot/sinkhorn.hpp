@@ -1207,41 +1207,8 @@ Result solve_symmetric_online(MatrixView<T> x, Metric metric, double p, const do
 //   cosine       (sum_j w_j cos_j xh_i - sum_j w_j yh_j) / |x_i| (xh, yh unit rows)
 //   minkowski    sum_j (w_j / c_j^(p-1)) sign(t) |t|^(p-1), t = x_ik - y_jk (cityblock: p = 1)
 // The first three are "linear": alpha_i x'_i - sum_j coef_j y'_j, accumulated as two sums.
-namespace detail {
-
-template <Metric M>
-constexpr bool kLinearGradient =
-    M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine;
-
-// coef_j from the plan weight w and the cost c of one pair (linear metrics; the cosine's 1/|x_i|
-// is applied once per row by the caller).
-template <Metric M>
-PYOT_ALWAYS_INLINE double pair_coef(double w, double c, double pm1) {
-  if constexpr (M == Metric::SqEuclidean) {
-    return 2.0 * w;
-  } else if constexpr (M == Metric::Euclidean) {
-    return c > 0.0 ? w / c : 0.0;
-  } else if constexpr (M == Metric::Cosine) {
-    return w;
-  } else if constexpr (M == Metric::Cityblock) {
-    return w;
-  } else {
-    return c > 0.0 ? w / std::pow(c, pm1) : 0.0;
-  }
-}
-
-// d/dt |t|^p / p: sign(t) |t|^(p - 1) (cityblock: sign(t)).
-template <Metric M>
-PYOT_ALWAYS_INLINE double coordinate_slope(double t, double pm1) {
-  const double s = t > 0.0 ? 1.0 : (t < 0.0 ? -1.0 : 0.0);
-  if constexpr (M == Metric::Cityblock) {
-    return s;
-  } else {
-    return s * std::pow(std::fabs(t), pm1);
-  }
-}
-
-}  // namespace detail
+// The per-pair gradient pieces (kLinearGradient, pair_coef, coordinate_slope) live in
+// common/costs.hpp, shared with the CUDA kernels.
 
 // What gradient_block sums over the pairs (i, j) of a row, w_ij = exp(hb_j + ha_i - c_ij / eps):
 //   Plan    the point gradient sum_j w_ij grad_1 c(p_i, q_j) (w = P_ij when ha = log a + f / eps);
@@ -1319,7 +1286,7 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
                                       index_t i1, T pexp, const double* hb, const double* ha,
                                       double inv_eps, double* acc, double* alpha,
                                       const MapTerms<T>& terms = {}) {
-  constexpr bool kLinear = W == Pairs::Map || detail::kLinearGradient<M>;
+  constexpr bool kLinear = W == Pairs::Map || kLinearGradient<M>;
   const index_t d = p.d;
   const double pm1 = double(pexp) - 1.0;
   const PointsT<T>& v = W == Pairs::Plan ? q : *terms.values;
@@ -1363,7 +1330,7 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
         } else {
           const double xk = double(p.point(i)[k]);
           for (index_t t = 0; t < len; ++t)
-            s += coef[t] * detail::coordinate_slope<M>(xk - double(qk[t]), pm1);
+            s += coef[t] * coordinate_slope<M>(xk - double(qk[t]), pm1);
           row[k] += s;
         }
       }
@@ -1383,7 +1350,7 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
                                            index_t i0, index_t i1, const double* hb,
                                            const double* ha, double inv_eps, double* acc,
                                            double* alpha, const MapTerms<T>& terms = {}) {
-  static_assert(detail::kLinearGradient<M>, "the GEMM form covers the linear gradients");
+  static_assert(kLinearGradient<M>, "the GEMM form covers the linear gradients");
   constexpr index_t B = kRowBlock, L = kColBlock;
   const index_t d = g.d, rows = i1 - i0;
   require(rows <= B, "gradient_block_gemm: at most kRowBlock rows");
@@ -1472,7 +1439,7 @@ template <Metric M, Pairs W = Pairs::Plan, class T>
 void pair_block(bool gemm, const GemmPoints<T>& g, const PointsT<T>& p, const PointsT<T>& q,
                 index_t i0, index_t i1, T pexp, const double* hb, const double* ha,
                 double inv_eps, double* acc, double* alpha, const MapTerms<T>& terms = {}) {
-  if constexpr (detail::kLinearGradient<M>) {
+  if constexpr (kLinearGradient<M>) {
     if (gemm) {
       gradient_block_gemm<M, W>(g, q, i0, i1, hb, ha, inv_eps, acc, alpha, terms);
       return;
