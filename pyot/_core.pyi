@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['CudaError', 'build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_point_gradient', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+class CudaError(RuntimeError):
+    pass
 def build_info() -> dict:
     ...
 @typing.overload
