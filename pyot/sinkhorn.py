@@ -70,6 +70,17 @@ def _annealing(eps_scaling: object, fn: str) -> float | None:
     return q
 
 
+def _schedule(q: float | None, eps: float, ranges: np.ndarray, *, warm: bool,
+              balanced: bool) -> tuple[float, np.ndarray]:
+    """The eps schedule's factor and first eps per problem (shared with the CUDA path)."""
+    if q is None:  # automatic: anneal from the cost's range when eps is small against it
+        q = _DEFAULT_EPS_SCALING if (not warm and balanced) else 0.0
+        if ranges.max() <= _EPS_SCALING_RATIO * eps:
+            q = 0.0
+    # A warm start begins the schedule near eps instead of at the cost's range.
+    return q, np.minimum(ranges, 4.0 * eps) if warm else ranges
+
+
 def _cost_ranges(problem: Problem) -> np.ndarray:
     if problem.online:
         return np.array([problem.cost.cost_range()])
@@ -151,12 +162,7 @@ def _run(
         )
     f, g = _initial_potentials(init, problem, fn)
     ranges = _cost_ranges(problem)
-    if q is None:  # automatic: anneal from the cost's range when eps is small against it
-        q = _DEFAULT_EPS_SCALING if (init is None and balanced) else 0.0
-        if ranges.max() <= _EPS_SCALING_RATIO * eps:
-            q = 0.0
-    # A warm start begins the schedule near eps instead of at the cost's range.
-    eps_start = np.minimum(ranges, 4.0 * eps) if init is not None else ranges
+    q, eps_start = _schedule(q, eps, ranges, warm=init is not None, balanced=balanced)
     options = dict(
         eps=eps, tol=tol, max_iter=max_iter, eps_scaling=q, overrelax=balanced,
         tau_a=reg_marginals[0], tau_b=reg_marginals[1], threads=n_threads,

@@ -10,7 +10,6 @@ on the device as float64.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,14 +18,9 @@ import torch
 from .. import _core, _cuda
 from .. import _validate as V
 from .._result import SinkhornResult, warn_not_converged
-from ..costs import METRICS
-from ..sinkhorn import (
-    _DEFAULT_EPS_SCALING,
-    _EPS_SCALING_RATIO,
-    _STATUS_CONVERGED,
-    _STATUS_NOT_FINITE,
-    _annealing,
-)
+from ..costs import METRICS, extent_range
+from ..sinkhorn import _STATUS_CONVERGED, _STATUS_NOT_FINITE, _annealing
+from ..sinkhorn import _schedule as _sinkhorn_schedule
 
 
 def require(fn: str) -> None:
@@ -69,25 +63,14 @@ def cloud_range(x: torch.Tensor, y: torch.Tensor, metric: str, p: float) -> floa
     if metric == "cosine":
         return 2.0
     both = torch.cat([x, y]).to(torch.float64)
-    ext = (both.amax(0) - both.amin(0)).cpu().numpy()
-    if metric == "sqeuclidean":
-        return float(ext @ ext)
-    if metric == "euclidean":
-        return float(math.sqrt(ext @ ext))
-    if metric == "cityblock":
-        return float(ext.sum())
-    return float(np.linalg.norm(ext, ord=p))
+    return extent_range((both.amax(0) - both.amin(0)).cpu().numpy(), metric, p)
 
 
 def _schedule(eps: float, eps_scaling: object, init: object, cost_range: float, fn: str):
     """(q, eps_start) of the eps schedule, decided as :func:`pyot.sinkhorn` does."""
-    q = _annealing(eps_scaling, fn)
-    if q is None:
-        q = _DEFAULT_EPS_SCALING if init is None else 0.0
-        if cost_range <= _EPS_SCALING_RATIO * eps:
-            q = 0.0
-    start = min(cost_range, 4.0 * eps) if init is not None else cost_range
-    return q, start
+    q, start = _sinkhorn_schedule(_annealing(eps_scaling, fn), eps, np.array([cost_range]),
+                                  warm=init is not None, balanced=True)
+    return q, float(start[0])
 
 
 def _initial(init: object, n: int, m: int, like: torch.Tensor, fn: str):
