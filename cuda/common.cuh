@@ -77,6 +77,29 @@ class Scratch {
   cudaStream_t stream_ = nullptr;
 };
 
+// One streamed log-sum-exp (ALGORITHMS 2.2) keeps (run_max, run_sum) with sum = sum_j exp(v_j -
+// run_max); merging another pair (mx, sm) rescales to the larger maximum. All terms -inf so
+// far: the pair stays (-inf, 0). lse_push adds a single term, lse_value reads LSE off a pair
+// (-inf when empty).
+__device__ __forceinline__ void lse_merge(double& run_max, double& run_sum, double mx, double sm) {
+  const double new_max = run_max > mx ? run_max : mx;
+  if (new_max == -INFINITY) return;
+  run_sum = run_sum * exp(run_max - new_max) + sm * exp(mx - new_max);
+  run_max = new_max;
+}
+// Adds one term v (one exp).
+__device__ __forceinline__ void lse_push(double& run_max, double& run_sum, double v) {
+  if (v > run_max) {
+    run_sum = run_sum * exp(run_max - v) + 1.0;  // exp(-inf) = 0 for the first finite term
+    run_max = v;
+  } else if (v != -INFINITY) {
+    run_sum += exp(v - run_max);
+  }
+}
+__device__ __forceinline__ double lse_value(double run_max, double run_sum) {
+  return run_max == -INFINITY ? -INFINITY : run_max + log(run_sum);
+}
+
 // Threads per block of the reductions below (a power of two).
 constexpr int kReduceThreads = 256;
 

@@ -45,17 +45,10 @@ template <Metric M, class T>
 __device__ __forceinline__ double soft_min(const T* xi, const T* y, index_t m, index_t d, T p,
                                            const double* lw, const double* pot, double inv_eps) {
   double run_max = -INFINITY, run_sum = 0.0;
-  for (index_t j = 0; j < m; ++j) {
-    const double v = lw[j] + (pot[j] - pair_cost<M>(xi, y + j * d, d, p)) * inv_eps;
-    if (v == -INFINITY) continue;
-    if (v > run_max) {
-      run_sum = run_sum * exp(run_max - v) + 1.0;
-      run_max = v;
-    } else {
-      run_sum += exp(v - run_max);
-    }
-  }
-  return run_max == -INFINITY ? -INFINITY : run_max + log(run_sum);
+  for (index_t j = 0; j < m; ++j)
+    detail::lse_push(run_max, run_sum,
+                     lw[j] + (pot[j] - pair_cost<M>(xi, y + j * d, d, p)) * inv_eps);
+  return detail::lse_value(run_max, run_sum);
 }
 
 template <Metric M, class T>
@@ -63,10 +56,9 @@ __global__ void __launch_bounds__(kThreads)
     batched_kernel(const T* __restrict__ x, const T* __restrict__ y, index_t n, index_t m,
                    index_t d, T p, const double* __restrict__ a, const double* __restrict__ b,
                    double eps, double tol, std::int64_t max_iter, double* __restrict__ f,
-                   double* __restrict__ g, double* __restrict__ scratch,
-                   double* __restrict__ value, double* __restrict__ err,
-                   double* __restrict__ objective, std::int64_t* __restrict__ n_iter,
-                   int* __restrict__ status) {
+                   double* __restrict__ g, double* __restrict__ scratch, double* __restrict__ value,
+                   double* __restrict__ err, double* __restrict__ objective,
+                   std::int64_t* __restrict__ n_iter, int* __restrict__ status) {
   __shared__ double shared[kThreads];
   const index_t k = blockIdx.x;
   const T* xk = x + k * n * d;
@@ -151,11 +143,11 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 template <class T>
-void sinkhorn_batched(const T* x, const T* y, std::int64_t batches, std::int64_t n,
-                      std::int64_t m, std::int64_t d, pyot::Metric metric, double p,
-                      const double* a, const double* b, const SinkhornOptions& options, double* f,
-                      double* g, double* value, double* err, double* objective,
-                      std::int64_t* n_iter, int* status, stream_t stream) {
+void sinkhorn_batched(const T* x, const T* y, std::int64_t batches, std::int64_t n, std::int64_t m,
+                      std::int64_t d, pyot::Metric metric, double p, const double* a,
+                      const double* b, const SinkhornOptions& options, double* f, double* g,
+                      double* value, double* err, double* objective, std::int64_t* n_iter,
+                      int* status, stream_t stream) {
   constexpr const char* fn = "sinkhorn_batched";
   detail::require_sizes(fn, n, m, d);
   require(batches >= 0, fn, "batches must be non-negative");
@@ -193,13 +185,13 @@ void sinkhorn_batched(const T* x, const T* y, std::int64_t batches, std::int64_t
 
 template void sinkhorn_batched<float>(const float*, const float*, std::int64_t, std::int64_t,
                                       std::int64_t, std::int64_t, pyot::Metric, double,
-                                      const double*, const double*, const SinkhornOptions&,
-                                      double*, double*, double*, double*, double*, std::int64_t*,
-                                      int*, stream_t);
+                                      const double*, const double*, const SinkhornOptions&, double*,
+                                      double*, double*, double*, double*, std::int64_t*, int*,
+                                      stream_t);
 template void sinkhorn_batched<double>(const double*, const double*, std::int64_t, std::int64_t,
                                        std::int64_t, std::int64_t, pyot::Metric, double,
                                        const double*, const double*, const SinkhornOptions&,
-                                       double*, double*, double*, double*, double*,
-                                       std::int64_t*, int*, stream_t);
+                                       double*, double*, double*, double*, double*, std::int64_t*,
+                                       int*, stream_t);
 
 }  // namespace pyot::cuda

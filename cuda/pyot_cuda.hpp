@@ -84,8 +84,8 @@ void lse_cols_dense(const T* C, std::int64_t n, std::int64_t m, const double* h,
 template <class T>
 void transport_rows(const T* x, const T* y, std::int64_t n, std::int64_t m, std::int64_t d,
                     pyot::Metric metric, double p, const double* a, const double* b,
-                    const double* f, const double* g, double eps, double* cost_rows,
-                    double* grad, stream_t stream);
+                    const double* f, const double* g, double eps, double* cost_rows, double* grad,
+                    stream_t stream);
 
 // Options and outcome of the device Sinkhorn drivers; the defaults and the eps schedule are
 // those of the CPU core (sinkhorn.hpp: kStageTol, kStageMaxIter, at most 200 stages).
@@ -125,11 +125,11 @@ SinkhornOutcome sinkhorn_dense(const T* C, std::int64_t n, std::int64_t m, const
 // to `tol` (L1 row error) or max_iter. Outputs per problem: f (B x n), g (B x m), value, err,
 // objective, n_iter, status (pyot::Status codes). eps_scaling/eps_start are ignored.
 template <class T>
-void sinkhorn_batched(const T* x, const T* y, std::int64_t batches, std::int64_t n,
-                      std::int64_t m, std::int64_t d, pyot::Metric metric, double p,
-                      const double* a, const double* b, const SinkhornOptions& options, double* f,
-                      double* g, double* value, double* err, double* objective,
-                      std::int64_t* n_iter, int* status, stream_t stream);
+void sinkhorn_batched(const T* x, const T* y, std::int64_t batches, std::int64_t n, std::int64_t m,
+                      std::int64_t d, pyot::Metric metric, double p, const double* a,
+                      const double* b, const SinkhornOptions& options, double* f, double* g,
+                      double* value, double* err, double* objective, std::int64_t* n_iter,
+                      int* status, stream_t stream);
 
 // Sliced Wasserstein (ALGORITHMS 5): for each of the L unit directions (L x d doubles, row-major)
 // the projections of x and y, a segmented sort (CUB), and the weighted merge of the sorted

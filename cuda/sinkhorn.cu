@@ -28,10 +28,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "common.cuh"
 #include "pyot/common/config.hpp"
 #include "pyot/common/costs.hpp"
 #include "pyot/common/status.hpp"
-#include "common.cuh"
 #include "pyot_cuda.hpp"
 
 namespace pyot::cuda {
@@ -40,6 +40,9 @@ namespace {
 using detail::check;
 using detail::check_launch;
 using detail::kMaxGridX;
+using detail::lse_merge;
+using detail::lse_push;
+using detail::lse_value;
 using detail::require;
 using detail::require_sizes;
 using detail::Scratch;
@@ -162,7 +165,7 @@ __global__ void __launch_bounds__(kBlockRows)
   const index_t i = i0 + threadIdx.x;
   if (i >= n) return;
   if (part_max == nullptr) {
-    out[i] = run_max == -INFINITY ? -INFINITY : run_max + log(run_sum);
+    out[i] = lse_value(run_max, run_sum);
   } else {
     part_max[index_t(blockIdx.y) * n + i] = run_max;
     part_sum[index_t(blockIdx.y) * n + i] = run_sum;
@@ -177,14 +180,9 @@ __global__ void merge_splits_kernel(const double* __restrict__ part_max,
   if (i >= n) return;
   double run_max = -INFINITY;
   double run_sum = 0.0;
-  for (int s = 0; s < splits; ++s) {
-    const double mx = part_max[index_t(s) * n + i];
-    const double new_max = dmax(run_max, mx);
-    if (new_max == -INFINITY) continue;
-    run_sum = run_sum * exp(run_max - new_max) + part_sum[index_t(s) * n + i] * exp(mx - new_max);
-    run_max = new_max;
-  }
-  out[i] = run_max == -INFINITY ? -INFINITY : run_max + log(run_sum);
+  for (int s = 0; s < splits; ++s)
+    lse_merge(run_max, run_sum, part_max[index_t(s) * n + i], part_sum[index_t(s) * n + i]);
+  out[i] = lse_value(run_max, run_sum);
 }
 
 // A warp per row: the squared norm is reduced in double across the lanes, then each lane
@@ -242,7 +240,6 @@ void launch_lse_rows(const T* x, const T* y, index_t n, index_t m, index_t d, do
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Dense log-domain half-steps.
 
@@ -250,32 +247,25 @@ constexpr int kDenseRowWarps = 8;      // rows per block of the dense row kernel
 constexpr int kDenseColThreads = 256;  // columns per block of the dense column kernel
 constexpr std::int64_t kMinSplitRows = 256;
 
-// (max, sum) of a streamed LSE merged with another pair.
-__device__ __forceinline__ void lse_merge(double& run_max, double& run_sum, double mx, double sm) {
-  const double new_max = dmax(run_max, mx);
-  if (new_max == -INFINITY) return;
-  run_sum = run_sum * exp(run_max - new_max) + sm * exp(mx - new_max);
-  run_max = new_max;
-}
-
 // A warp per row: lane l streams columns l, l + 32, ... (coalesced), then the lanes' pairs are
 // merged by a butterfly of shuffles (a fixed order).
 template <class T>
 __global__ void __launch_bounds__(kDenseRowWarps * 32)
-    dense_rows_kernel(const T* __restrict__ C, index_t n, index_t m,
-                      const double* __restrict__ h, double inv_eps, double* __restrict__ out) {
+    dense_rows_kernel(const T* __restrict__ C, index_t n, index_t m, const double* __restrict__ h,
+                      double inv_eps, double* __restrict__ out) {
   const int lane = threadIdx.x % 32;
   const index_t i = index_t(blockIdx.x) * kDenseRowWarps + threadIdx.x / 32;
   if (i >= n) return;  // whole warps exit together
   const T* row = C + i * m;
   double run_max = -INFINITY, run_sum = 0.0;
-  for (index_t j = lane; j < m; j += 32) lse_merge(run_max, run_sum, h[j] - double(row[j]) * inv_eps, 1.0);
+  for (index_t j = lane; j < m; j += 32)
+    lse_push(run_max, run_sum, h[j] - double(row[j]) * inv_eps);
   for (int offset = 16; offset > 0; offset /= 2) {
     const double mx = __shfl_xor_sync(0xffffffffu, run_max, offset);
     const double sm = __shfl_xor_sync(0xffffffffu, run_sum, offset);
     lse_merge(run_max, run_sum, mx, sm);
   }
-  if (lane == 0) out[i] = run_max == -INFINITY ? -INFINITY : run_max + log(run_sum);
+  if (lane == 0) out[i] = lse_value(run_max, run_sum);
 }
 
 // A thread per column j over the rows of its range [blockIdx.y * span, + span): consecutive
@@ -283,19 +273,18 @@ __global__ void __launch_bounds__(kDenseRowWarps * 32)
 // partials merged by merge_splits_kernel.
 template <class T>
 __global__ void __launch_bounds__(kDenseColThreads)
-    dense_cols_kernel(const T* __restrict__ C, index_t n, index_t m,
-                      const double* __restrict__ h, double inv_eps, index_t span,
-                      double* __restrict__ out, double* __restrict__ part_max,
-                      double* __restrict__ part_sum) {
+    dense_cols_kernel(const T* __restrict__ C, index_t n, index_t m, const double* __restrict__ h,
+                      double inv_eps, index_t span, double* __restrict__ out,
+                      double* __restrict__ part_max, double* __restrict__ part_sum) {
   const index_t j = index_t(blockIdx.x) * kDenseColThreads + threadIdx.x;
   if (j >= m) return;
   const index_t i_begin = index_t(blockIdx.y) * span;
   const index_t i_end = n - i_begin < span ? n : i_begin + span;
   double run_max = -INFINITY, run_sum = 0.0;
   for (index_t i = i_begin; i < i_end; ++i)
-    lse_merge(run_max, run_sum, h[i] - double(C[i * m + j]) * inv_eps, 1.0);
+    lse_push(run_max, run_sum, h[i] - double(C[i * m + j]) * inv_eps);
   if (part_max == nullptr) {
-    out[j] = run_max == -INFINITY ? -INFINITY : run_max + log(run_sum);
+    out[j] = lse_value(run_max, run_sum);
   } else {
     part_max[index_t(blockIdx.y) * m + j] = run_max;
     part_sum[index_t(blockIdx.y) * m + j] = run_sum;
@@ -368,7 +357,9 @@ __global__ void __launch_bounds__(kTransportThreads)
       } else {
 #pragma unroll
         for (int k = 0; k < kGradChunk; ++k)
-          if (k < kc) acc[k] += coef * coordinate_slope<M>(double(xi[k0 + k]) - double(__ldg(yj + k0 + k)), pm1);
+          if (k < kc)
+            acc[k] +=
+                coef * coordinate_slope<M>(double(xi[k0 + k]) - double(__ldg(yj + k0 + k)), pm1);
       }
     }
   }
@@ -468,8 +459,8 @@ template <class T>
 void launch_dense_cols(const T* C, index_t n, index_t m, const double* h, double inv_eps,
                        double* out, cudaStream_t stream) {
   const index_t col_blocks = (m + kDenseColThreads - 1) / kDenseColThreads;
-  index_t splits = std::min({(kTargetBlocks + col_blocks - 1) / col_blocks, n / kMinSplitRows,
-                             detail::kMaxGridY});
+  index_t splits = std::min(
+      {(kTargetBlocks + col_blocks - 1) / col_blocks, n / kMinSplitRows, detail::kMaxGridY});
   if (splits < 1) splits = 1;
   index_t span = (n + splits - 1) / splits;
   if (span < 1) span = 1;
@@ -481,8 +472,8 @@ void launch_dense_cols(const T* C, index_t n, index_t m, const double* h, double
   double* part_max = splits > 1 ? scratch.data() : nullptr;
   double* part_sum = splits > 1 ? scratch.data() + splits * m : nullptr;
   const dim3 grid{unsigned(col_blocks), unsigned(splits)};
-  dense_cols_kernel<T><<<grid, kDenseColThreads, 0, stream>>>(C, n, m, h, inv_eps, span, out,
-                                                              part_max, part_sum);
+  dense_cols_kernel<T>
+      <<<grid, kDenseColThreads, 0, stream>>>(C, n, m, h, inv_eps, span, out, part_max, part_sum);
   check_launch("dense_cols_kernel launch");
   if (splits > 1) {
     const index_t blocks = (m + kMergeThreads - 1) / kMergeThreads;
@@ -747,15 +738,16 @@ const T* prepared(const T* x, index_t n, index_t d, Metric metric, Scratch& keep
 template <class T>
 void transport_rows(const T* x, const T* y, std::int64_t n, std::int64_t m, std::int64_t d,
                     pyot::Metric metric, double p, const double* a, const double* b,
-                    const double* f, const double* g, double eps, double* cost_rows,
-                    double* grad, stream_t stream) {
+                    const double* f, const double* g, double eps, double* cost_rows, double* grad,
+                    stream_t stream) {
   constexpr const char* fn = "transport_rows";
   require_sizes(fn, n, m, d);
   require(eps > 0.0 && std::isfinite(eps), fn, "eps must be positive and finite");
   require(metric != Metric::Minkowski || (p > 0.0 && std::isfinite(p)), fn,
           "Minkowski p must be positive and finite, got " + std::to_string(p));
   require((x != nullptr || n * d == 0) && (y != nullptr || m * d == 0) &&
-              ((a != nullptr && f != nullptr) || n == 0) && ((b != nullptr && g != nullptr) || m == 0),
+              ((a != nullptr && f != nullptr) || n == 0) &&
+              ((b != nullptr && g != nullptr) || m == 0),
           fn, "a device pointer is null");
   require((n + kTransportThreads - 1) / kTransportThreads <= kMaxGridX, fn,
           "n=" + std::to_string(n) + " rows exceed the grid limit");
@@ -780,8 +772,8 @@ void transport_rows(const T* x, const T* y, std::int64_t n, std::int64_t m, std:
     check_launch("shift_kernel launch");
   }
   pyot::dispatch_metric(metric, [&](auto tag) {
-    launch_transport<decltype(tag)::value, T>(xp, yp, n, m, d, p, ha, hb, inv_eps, cost_rows,
-                                              grad, s);
+    launch_transport<decltype(tag)::value, T>(xp, yp, n, m, d, p, ha, hb, inv_eps, cost_rows, grad,
+                                              s);
   });
   if (metric == Metric::Cosine && grad != nullptr && d > 0) {
     divide_by_norm_kernel<T><<<vec_blocks(n), kVecThreads, 0, s>>>(x, n, d, grad);
@@ -800,9 +792,9 @@ SinkhornOutcome sinkhorn_online(const T* x, const T* y, std::int64_t n, std::int
   require_options(fn, options);
   require(metric != Metric::Minkowski || (p > 0.0 && std::isfinite(p)), fn,
           "Minkowski p must be positive and finite, got " + std::to_string(p));
-  require(x != nullptr && y != nullptr && a != nullptr && b != nullptr && f != nullptr &&
-              g != nullptr,
-          fn, "a device pointer is null");
+  require(
+      x != nullptr && y != nullptr && a != nullptr && b != nullptr && f != nullptr && g != nullptr,
+      fn, "a device pointer is null");
   const auto s = detail::as_cuda(stream);
   Scratch hx, hy;
   const T* xp = prepared(x, n, d, metric, hx, s);
@@ -843,8 +835,8 @@ SinkhornOutcome sinkhorn_dense(const T* C, std::int64_t n, std::int64_t m, const
   };
   auto cost_rows = [&](const double* ha, const double* hb, double inv_eps, double* o) {
     const index_t blocks = (n + kDenseRowWarps - 1) / kDenseRowWarps;
-    dense_cost_rows_kernel<T><<<unsigned(blocks), kDenseRowWarps * 32, 0, s>>>(C, n, m, ha, hb,
-                                                                              inv_eps, o);
+    dense_cost_rows_kernel<T>
+        <<<unsigned(blocks), kDenseRowWarps * 32, 0, s>>>(C, n, m, ha, hb, inv_eps, o);
     check_launch("dense_cost_rows_kernel launch");
   };
   return run_sinkhorn(n, m, a, b, f, g, options, s, row, col, cost_rows);
@@ -859,21 +851,20 @@ template void lse_rows_online<double>(const double*, const double*, std::int64_t
 template void normalize_rows<float>(const float*, std::int64_t, std::int64_t, float*, stream_t);
 template void normalize_rows<double>(const double*, std::int64_t, std::int64_t, double*, stream_t);
 
-#define PYOT_CUDA_SINKHORN_INSTANTIATE(T)                                                        \
-  template void lse_rows_dense<T>(const T*, std::int64_t, std::int64_t, const double*, double,  \
-                                  double*, stream_t);                                            \
-  template void lse_cols_dense<T>(const T*, std::int64_t, std::int64_t, const double*, double,  \
-                                  double*, stream_t);                                            \
-  template void transport_rows<T>(const T*, const T*, std::int64_t, std::int64_t, std::int64_t, \
-                                  pyot::Metric, double, const double*, const double*,            \
-                                  const double*, const double*, double, double*, double*,        \
-                                  stream_t);                                                     \
-  template SinkhornOutcome sinkhorn_online<T>(const T*, const T*, std::int64_t, std::int64_t,    \
-                                              std::int64_t, pyot::Metric, double, const double*, \
-                                              const double*, double*, double*,                   \
-                                              const SinkhornOptions&, stream_t);                 \
-  template SinkhornOutcome sinkhorn_dense<T>(const T*, std::int64_t, std::int64_t,               \
-                                             const double*, const double*, double*, double*,     \
+#define PYOT_CUDA_SINKHORN_INSTANTIATE(T)                                                         \
+  template void lse_rows_dense<T>(const T*, std::int64_t, std::int64_t, const double*, double,    \
+                                  double*, stream_t);                                             \
+  template void lse_cols_dense<T>(const T*, std::int64_t, std::int64_t, const double*, double,    \
+                                  double*, stream_t);                                             \
+  template void transport_rows<T>(const T*, const T*, std::int64_t, std::int64_t, std::int64_t,   \
+                                  pyot::Metric, double, const double*, const double*,             \
+                                  const double*, const double*, double, double*, double*,         \
+                                  stream_t);                                                      \
+  template SinkhornOutcome sinkhorn_online<T>(                                                    \
+      const T*, const T*, std::int64_t, std::int64_t, std::int64_t, pyot::Metric, double,         \
+      const double*, const double*, double*, double*, const SinkhornOptions&, stream_t);          \
+  template SinkhornOutcome sinkhorn_dense<T>(const T*, std::int64_t, std::int64_t, const double*, \
+                                             const double*, double*, double*,                     \
                                              const SinkhornOptions&, stream_t);
 PYOT_CUDA_SINKHORN_INSTANTIATE(float)
 PYOT_CUDA_SINKHORN_INSTANTIATE(double)

@@ -183,13 +183,13 @@ struct SortedLine {
   Scratch raw, keys, idx_in, idx, cum, temp, offsets;
   std::size_t temp_bytes = 0;
 
-  void run(const T* x, index_t n, index_t d, const double* dirs, index_t segments,
-           const double* w, bool need_idx, cudaStream_t s) {
+  void run(const T* x, index_t n, index_t d, const double* dirs, index_t segments, const double* w,
+           bool need_idx, cudaStream_t s) {
     const index_t items = n * segments;
     raw.allocate(std::size_t(items) * sizeof(T), s);
     keys.allocate(std::size_t(items) * sizeof(T), s);
-    project_kernel<T><<<dim3{blocks_for(n), unsigned(segments)}, kThreads, 0, s>>>(
-        x, n, d, dirs, raw.as<T>());
+    project_kernel<T>
+        <<<dim3{blocks_for(n), unsigned(segments)}, kThreads, 0, s>>>(x, n, d, dirs, raw.as<T>());
     check_launch("project_kernel launch");
     std::vector<std::int64_t> host(std::size_t(segments + 1));
     for (index_t l = 0; l <= segments; ++l) host[std::size_t(l)] = l * n;
@@ -219,8 +219,7 @@ struct SortedLine {
             "cub::DeviceSegmentedSort::SortKeys (size)");
       temp.allocate(std::max<std::size_t>(temp_bytes, 1), s);
       check(cub::DeviceSegmentedSort::SortKeys(temp.as<void>(), temp_bytes, raw.as<T>(),
-                                               keys.as<T>(), items, segments, begin, begin + 1,
-                                               s),
+                                               keys.as<T>(), items, segments, begin, begin + 1, s),
             "cub::DeviceSegmentedSort::SortKeys");
     }
     temp.allocate(0, s);
@@ -281,8 +280,8 @@ void sliced_projected(const T* x, const T* y, std::int64_t n, std::int64_t m, st
   if (grad) per += 2.0 * sizeof(double);
   const index_t biggest = std::max(n, m);
   index_t chunk = index_t(kChunkBytes / (per * double(n + m)));
-  chunk = std::max<index_t>(1, std::min({chunk, L, index_t(detail::kMaxGridY),
-                                         ((std::int64_t(1) << 31) - 1) / biggest}));
+  chunk = std::max<index_t>(
+      1, std::min({chunk, L, index_t(detail::kMaxGridY), ((std::int64_t(1) << 31) - 1) / biggest}));
   const double scale = 1.0 / double(L);
   if (grad_x != nullptr) {
     zero_kernel<<<blocks_for(n * d), kThreads, 0, s>>>(grad_x, n * d);
@@ -305,8 +304,10 @@ void sliced_projected(const T* x, const T* y, std::int64_t n, std::int64_t m, st
         ly.cum.template as<double>(), n, m, mass, p, parts.data(), nullptr);
     check_launch("walk_kernel launch");
     detail::sum_parts(parts.data(), xblocks, segments, projected + l0, s);
-    if (grad_x != nullptr) side_gradient(lx, ly, n, m, d, segments, dirs, mass, p, scale, grad_x, s);
-    if (grad_y != nullptr) side_gradient(ly, lx, m, n, d, segments, dirs, mass, p, scale, grad_y, s);
+    if (grad_x != nullptr)
+      side_gradient(lx, ly, n, m, d, segments, dirs, mass, p, scale, grad_x, s);
+    if (grad_y != nullptr)
+      side_gradient(ly, lx, m, n, d, segments, dirs, mass, p, scale, grad_y, s);
   }
   check(cudaStreamSynchronize(s), "cudaStreamSynchronize (sliced)");
 }

@@ -61,8 +61,7 @@ bool is_float64(const std::string& fn, const std::string& dtype) {
 
 pyot::Metric as_metric(int metric) {
   if (metric < 0 || metric > static_cast<int>(pyot::Metric::Cosine)) {
-    throw std::invalid_argument("pyot._core._cuda: unknown metric code " +
-                                std::to_string(metric));
+    throw std::invalid_argument("pyot._core._cuda: unknown metric code " + std::to_string(metric));
   }
   return static_cast<pyot::Metric>(metric);
 }
@@ -109,16 +108,16 @@ Outcome sinkhorn_online(std::uintptr_t x, std::uintptr_t y, std::int64_t n, std:
 }
 
 Outcome sinkhorn_dense(std::uintptr_t cost, std::int64_t n, std::int64_t m, std::uintptr_t a,
-                       std::uintptr_t b, std::uintptr_t f, std::uintptr_t g, double eps,
-                       double tol, std::int64_t max_iter, double eps_scaling, double eps_start,
-                       bool value, std::uintptr_t stream, const std::string& dtype) {
+                       std::uintptr_t b, std::uintptr_t f, std::uintptr_t g, double eps, double tol,
+                       std::int64_t max_iter, double eps_scaling, double eps_start, bool value,
+                       std::uintptr_t stream, const std::string& dtype) {
   const auto o = sinkhorn_options(eps, tol, max_iter, eps_scaling, eps_start, value);
   return with_dtype("_cuda_sinkhorn_dense", dtype, [&](auto tag) {
     using T = decltype(tag);
     py::gil_scoped_release release;
     return as_tuple(pyot::cuda::sinkhorn_dense(cptr<T>(cost), n, m, cptr<double>(a),
-                                               cptr<double>(b), mptr<double>(f), mptr<double>(g),
-                                               o, as_stream(stream)));
+                                               cptr<double>(b), mptr<double>(f), mptr<double>(g), o,
+                                               as_stream(stream)));
   });
 }
 
@@ -154,35 +153,33 @@ void transport_rows(std::uintptr_t x, std::uintptr_t y, std::int64_t n, std::int
 
 void sliced_projected(std::uintptr_t x, std::uintptr_t y, std::int64_t n, std::int64_t m,
                       std::int64_t d, std::uintptr_t a, std::uintptr_t b, double mass,
-                      std::uintptr_t directions, std::int64_t L, double p,
-                      std::uintptr_t projected, std::uintptr_t grad_x, std::uintptr_t grad_y,
-                      std::uintptr_t stream, const std::string& dtype) {
+                      std::uintptr_t directions, std::int64_t L, double p, std::uintptr_t projected,
+                      std::uintptr_t grad_x, std::uintptr_t grad_y, std::uintptr_t stream,
+                      const std::string& dtype) {
   with_dtype("_cuda_sliced_projected", dtype, [&](auto tag) {
     using T = decltype(tag);
     py::gil_scoped_release release;
-    pyot::cuda::sliced_projected(cptr<T>(x), cptr<T>(y), n, m, d, cptr<double>(a),
-                                 cptr<double>(b), mass, cptr<double>(directions), L, p,
-                                 mptr<double>(projected), mptr<double>(grad_x),
-                                 mptr<double>(grad_y), as_stream(stream));
+    pyot::cuda::sliced_projected(cptr<T>(x), cptr<T>(y), n, m, d, cptr<double>(a), cptr<double>(b),
+                                 mass, cptr<double>(directions), L, p, mptr<double>(projected),
+                                 mptr<double>(grad_x), mptr<double>(grad_y), as_stream(stream));
   });
 }
 
 void sinkhorn_batched(std::uintptr_t x, std::uintptr_t y, std::int64_t batches, std::int64_t n,
                       std::int64_t m, std::int64_t d, int metric, double p, std::uintptr_t a,
                       std::uintptr_t b, double eps, double tol, std::int64_t max_iter,
-                      std::uintptr_t f, std::uintptr_t g, std::uintptr_t value,
-                      std::uintptr_t err, std::uintptr_t objective, std::uintptr_t n_iter,
-                      std::uintptr_t status, std::uintptr_t stream, const std::string& dtype) {
+                      std::uintptr_t f, std::uintptr_t g, std::uintptr_t value, std::uintptr_t err,
+                      std::uintptr_t objective, std::uintptr_t n_iter, std::uintptr_t status,
+                      std::uintptr_t stream, const std::string& dtype) {
   const pyot::Metric kind = as_metric(metric);
   const auto o = sinkhorn_options(eps, tol, max_iter, 0.0, 0.0, true);
   with_dtype("_cuda_sinkhorn_batched", dtype, [&](auto tag) {
     using T = decltype(tag);
     py::gil_scoped_release release;
-    pyot::cuda::sinkhorn_batched(cptr<T>(x), cptr<T>(y), batches, n, m, d, kind, p,
-                                 cptr<double>(a), cptr<double>(b), o, mptr<double>(f),
-                                 mptr<double>(g), mptr<double>(value), mptr<double>(err),
-                                 mptr<double>(objective), mptr<std::int64_t>(n_iter),
-                                 mptr<int>(status), as_stream(stream));
+    pyot::cuda::sinkhorn_batched(cptr<T>(x), cptr<T>(y), batches, n, m, d, kind, p, cptr<double>(a),
+                                 cptr<double>(b), o, mptr<double>(f), mptr<double>(g),
+                                 mptr<double>(value), mptr<double>(err), mptr<double>(objective),
+                                 mptr<std::int64_t>(n_iter), mptr<int>(status), as_stream(stream));
   });
 }
 
@@ -268,11 +265,11 @@ void bind_kernels(py::module_& m) {
            "Copies a C-contiguous array of exactly nbytes to the device.")
       .def("download", &DeviceBuffer::download, py::arg("array"),
            "Copies the buffer into a writable C-contiguous array of exactly nbytes.");
-  m.def("_cuda_sinkhorn_online", &sinkhorn_online, py::arg("x_ptr"), py::arg("y_ptr"),
-        py::arg("n"), py::arg("m"), py::arg("d"), py::arg("metric"), py::arg("p"),
-        py::arg("a_ptr"), py::arg("b_ptr"), py::arg("f_ptr"), py::arg("g_ptr"), py::arg("eps"),
-        py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"), py::arg("eps_start"),
-        py::arg("value"), py::arg("stream"), py::arg("dtype"),
+  m.def("_cuda_sinkhorn_online", &sinkhorn_online, py::arg("x_ptr"), py::arg("y_ptr"), py::arg("n"),
+        py::arg("m"), py::arg("d"), py::arg("metric"), py::arg("p"), py::arg("a_ptr"),
+        py::arg("b_ptr"), py::arg("f_ptr"), py::arg("g_ptr"), py::arg("eps"), py::arg("tol"),
+        py::arg("max_iter"), py::arg("eps_scaling"), py::arg("eps_start"), py::arg("value"),
+        py::arg("stream"), py::arg("dtype"),
         "Balanced online Sinkhorn on the device; f, g (float64) warm start in, potentials out. "
         "Returns (status, n_iter, marginal_error, value, objective) once done.");
   m.def("_cuda_sinkhorn_dense", &sinkhorn_dense, py::arg("cost_ptr"), py::arg("n"), py::arg("m"),
@@ -283,39 +280,37 @@ void bind_kernels(py::module_& m) {
   m.def(
       "_cuda_lse_rows_dense",
       [](std::uintptr_t c, std::int64_t n, std::int64_t m, std::uintptr_t h, double inv_eps,
-         std::uintptr_t out, std::uintptr_t stream, const std::string& dtype) {
-        lse_dense(true, c, n, m, h, inv_eps, out, stream, dtype);
-      },
+         std::uintptr_t out, std::uintptr_t stream,
+         const std::string& dtype) { lse_dense(true, c, n, m, h, inv_eps, out, stream, dtype); },
       py::arg("cost_ptr"), py::arg("n"), py::arg("m"), py::arg("h_ptr"), py::arg("inv_eps"),
       py::arg("out_ptr"), py::arg("stream"), py::arg("dtype"),
       "out_i = LSE_j(h_j - C_ij * inv_eps) on a row-major device cost.");
   m.def(
       "_cuda_lse_cols_dense",
       [](std::uintptr_t c, std::int64_t n, std::int64_t m, std::uintptr_t h, double inv_eps,
-         std::uintptr_t out, std::uintptr_t stream, const std::string& dtype) {
-        lse_dense(false, c, n, m, h, inv_eps, out, stream, dtype);
-      },
+         std::uintptr_t out, std::uintptr_t stream,
+         const std::string& dtype) { lse_dense(false, c, n, m, h, inv_eps, out, stream, dtype); },
       py::arg("cost_ptr"), py::arg("n"), py::arg("m"), py::arg("h_ptr"), py::arg("inv_eps"),
       py::arg("out_ptr"), py::arg("stream"), py::arg("dtype"),
       "out_j = LSE_i(h_i - C_ij * inv_eps) on a row-major device cost.");
-  m.def("_cuda_transport_rows", &transport_rows, py::arg("x_ptr"), py::arg("y_ptr"),
-        py::arg("n"), py::arg("m"), py::arg("d"), py::arg("metric"), py::arg("p"),
-        py::arg("a_ptr"), py::arg("b_ptr"), py::arg("f_ptr"), py::arg("g_ptr"), py::arg("eps"),
+  m.def("_cuda_transport_rows", &transport_rows, py::arg("x_ptr"), py::arg("y_ptr"), py::arg("n"),
+        py::arg("m"), py::arg("d"), py::arg("metric"), py::arg("p"), py::arg("a_ptr"),
+        py::arg("b_ptr"), py::arg("f_ptr"), py::arg("g_ptr"), py::arg("eps"),
         py::arg("cost_rows_ptr"), py::arg("grad_ptr"), py::arg("stream"), py::arg("dtype"),
         "Row sums of the plan from potentials: sum_j P_ij C_ij and sum_j P_ij grad_x c "
         "(float64 outputs; 0 skips one).");
   m.def("_cuda_sliced_projected", &sliced_projected, py::arg("x_ptr"), py::arg("y_ptr"),
         py::arg("n"), py::arg("m"), py::arg("d"), py::arg("a_ptr"), py::arg("b_ptr"),
         py::arg("mass"), py::arg("directions_ptr"), py::arg("L"), py::arg("p"),
-        py::arg("projected_ptr"), py::arg("grad_x_ptr"), py::arg("grad_y_ptr"),
-        py::arg("stream"), py::arg("dtype"),
+        py::arg("projected_ptr"), py::arg("grad_x_ptr"), py::arg("grad_y_ptr"), py::arg("stream"),
+        py::arg("dtype"),
         "W_p^p per direction (float64), and optionally the gradients of their mean.");
   m.def("_cuda_sinkhorn_batched", &sinkhorn_batched, py::arg("x_ptr"), py::arg("y_ptr"),
         py::arg("batches"), py::arg("n"), py::arg("m"), py::arg("d"), py::arg("metric"),
         py::arg("p"), py::arg("a_ptr"), py::arg("b_ptr"), py::arg("eps"), py::arg("tol"),
         py::arg("max_iter"), py::arg("f_ptr"), py::arg("g_ptr"), py::arg("value_ptr"),
-        py::arg("err_ptr"), py::arg("objective_ptr"), py::arg("n_iter_ptr"),
-        py::arg("status_ptr"), py::arg("stream"), py::arg("dtype"),
+        py::arg("err_ptr"), py::arg("objective_ptr"), py::arg("n_iter_ptr"), py::arg("status_ptr"),
+        py::arg("stream"), py::arg("dtype"),
         "Many small balanced Sinkhorn problems, one thread block each (asynchronous).");
   m.def("_cuda_lse_rows_online", &lse_rows_online, py::arg("x_ptr"), py::arg("y_ptr"), py::arg("n"),
         py::arg("m"), py::arg("d"), py::arg("metric"), py::arg("p"), py::arg("h_ptr"),

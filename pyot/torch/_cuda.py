@@ -103,6 +103,28 @@ class Solved:
     value: float
     objective: float
 
+    @property
+    def converged(self) -> bool:
+        return self.status == _STATUS_CONVERGED
+
+    @property
+    def marginal_error(self) -> float:
+        return float(self.err)
+
+    def check(self, fn: str) -> None:
+        """The checks of :func:`pyot.sinkhorn`: non-finite iterations raise, an unconverged
+        solve warns (ConvergenceWarning)."""
+        if self.status == _STATUS_NOT_FINITE:
+            raise FloatingPointError(
+                f"{fn}: the iterations produced non-finite values; try a larger eps")
+        warn_not_converged(fn, self, "Raise max_iter, loosen tol or increase eps.")
+
+    def plan(self, cost: torch.Tensor) -> torch.Tensor:
+        """``P = a b exp((f + g - C) / eps)`` (float64, on the device) for the solved cost."""
+        ha = torch.log(self.a) + self.f / self.eps
+        hb = torch.log(self.b) + self.g / self.eps
+        return torch.exp(ha[:, None] + hb[None, :] - cost.detach().double() / self.eps)
+
 
 def _common_options(fn, eps, tol, max_iter, method):
     eps = V.positive(eps, "eps", fn)
@@ -160,17 +182,13 @@ def solve_dense(fn: str, cost: torch.Tensor, wa, wb, *, eps, tol, max_iter, eps_
 
 
 def result(fn: str, solved: Solved, objective, value, plan, dtype) -> SinkhornResult:
-    """The SinkhornResult of a GPU solve (the checks and warning of :func:`pyot.sinkhorn`)."""
-    if solved.status == _STATUS_NOT_FINITE:
-        raise FloatingPointError(
-            f"{fn}: the iterations produced non-finite values; try a larger eps")
-    res = SinkhornResult(
+    """The SinkhornResult of a GPU solve, checked as :func:`pyot.sinkhorn` checks its own."""
+    solved.check(fn)
+    return SinkhornResult(
         value=value, objective=objective, plan=plan, f=solved.f.to(dtype), g=solved.g.to(dtype),
-        n_iter=int(solved.n_iter), marginal_error=float(solved.err),
-        converged=solved.status == _STATUS_CONVERGED, eps=solved.eps,
+        n_iter=int(solved.n_iter), marginal_error=solved.marginal_error,
+        converged=solved.converged, eps=solved.eps,
     )
-    warn_not_converged(fn, res, "Raise max_iter, loosen tol or increase eps.")
-    return res
 
 
 def transport_gradient(x: torch.Tensor, y: torch.Tensor, metric: str, p: float,

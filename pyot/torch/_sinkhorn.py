@@ -27,7 +27,7 @@ from ..costs import PointCloud as _NumpyCloud
 from ..sinkhorn import Solved, _divergence, _reg_marginals, _run
 from . import _common as T
 from . import _cuda as CU
-from ._autograd import attach
+from ._autograd import attach, unsupported
 
 __all__ = ["SinkhornLoss", "sinkhorn", "sinkhorn_divergence", "unbalanced_sinkhorn"]
 
@@ -249,8 +249,6 @@ def _balanced_only(fn: str, tau: tuple[float, float]) -> None:
 
 def _cuda_only_objective(fn: str):
     """The rule of outputs whose gradient has no CUDA path yet: backward raises."""
-    from ._autograd import unsupported
-
     return unsupported(
         f"{fn}: on CUDA tensors only objective is differentiable (the envelope theorem); the "
         "implicit gradients of value and plan run on the CPU (move the tensors with .cpu())"
@@ -264,15 +262,10 @@ def _entropic_dense_cuda(fn, c, wa, wb, tau, **options) -> SinkhornResult:
                          f"{tuple(c.shape)}; loop over the batch")
     solved = CU.solve_dense(fn, c, wa, wb, **options)
 
-    def plan_of(cost):
-        ha = torch.log(solved.a) + solved.f / solved.eps
-        hb = torch.log(solved.b) + solved.g / solved.eps
-        return torch.exp(ha[:, None] + hb[None, :] - cost.detach().double() / solved.eps)
-
     def objective_rule(grad, inputs, needs):
         cost, a, b = inputs
         scale = float(grad.reshape(-1)[0])
-        gc = (plan_of(cost) * scale).to(cost.dtype) if needs[0] else None
+        gc = (solved.plan(cost) * scale).to(cost.dtype) if needs[0] else None
         ga = gb = None
         if needs[1] and a is not None:
             ga = ((solved.f - solved.f.mean()) * scale).to(c.dtype)
@@ -283,7 +276,8 @@ def _entropic_dense_cuda(fn, c, wa, wb, tau, **options) -> SinkhornResult:
     inputs = (c, wa, wb)
     objective = attach(objective_rule, solved.objective, *inputs)
     value = attach(_cuda_only_objective(fn), solved.value, *inputs)
-    return CU.result(fn, solved, objective, value, Lazy(lambda: plan_of(c).to(c.dtype)), c.dtype)
+    return CU.result(fn, solved, objective, value, Lazy(lambda: solved.plan(c).to(c.dtype)),
+                     c.dtype)
 
 
 @dataclass
@@ -299,21 +293,15 @@ class _CudaCloud:
     self_y: CU.Solved | None = None
 
     def _grad(self, first: bool) -> torch.Tensor:
+        """d objective / dx (first) or / dy, self terms subtracted (ALGORITHMS 2.6)."""
         c = self.cross
-        if first:
-            out = CU.transport_gradient(self.x, self.y, self.metric, self.p, c.a, c.b, c.f, c.g,
-                                        c.eps)
-            if self.self_x is not None:
-                h = _symmetric(self.self_x)
-                out -= CU.transport_gradient(self.x, self.x, self.metric, self.p, c.a, c.a, h, h,
-                                             c.eps)
-        else:
-            out = CU.transport_gradient(self.y, self.x, self.metric, self.p, c.b, c.a, c.g, c.f,
-                                        c.eps)
-            if self.self_y is not None:
-                h = _symmetric(self.self_y)
-                out -= CU.transport_gradient(self.y, self.y, self.metric, self.p, c.b, c.b, h, h,
-                                             c.eps)
+        p, q, wp, wq, fp, fq, own = (
+            (self.x, self.y, c.a, c.b, c.f, c.g, self.self_x) if first
+            else (self.y, self.x, c.b, c.a, c.g, c.f, self.self_y))
+        out = CU.transport_gradient(p, q, self.metric, self.p, wp, wq, fp, fq, c.eps)
+        if own is not None:
+            h = _symmetric(own)
+            out -= CU.transport_gradient(p, p, self.metric, self.p, wp, wp, h, h, c.eps)
         return out
 
     def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -350,13 +338,8 @@ def _entropic_cloud_cuda(fn, geom, wa, wb, tau, **options) -> SinkhornResult:
     objective = attach(cloud.objective_rule, solved.objective, *inputs)
     value = attach(_cuda_only_objective(fn), solved.value, *inputs)
 
-    def plan():
-        cost = geom.dense().detach().double()
-        ha = torch.log(solved.a) + solved.f / solved.eps
-        hb = torch.log(solved.b) + solved.g / solved.eps
-        return torch.exp(ha[:, None] + hb[None, :] - cost / solved.eps).to(x.dtype)
-
-    return CU.result(fn, solved, objective, value, Lazy(plan), x.dtype)
+    plan = Lazy(lambda: solved.plan(geom.dense()).to(x.dtype))
+    return CU.result(fn, solved, objective, value, plan, x.dtype)
 
 
 def _divergence_cuda(fn, x, y, wa, wb, *, eps, metric, tol, max_iter, threads, p):
@@ -366,7 +349,7 @@ def _divergence_cuda(fn, x, y, wa, wb, *, eps, metric, tol, max_iter, threads, p
     sx = CU.solve_cloud(fn, x, x, metric_name, exponent, wa, wa, **opts)
     sy = CU.solve_cloud(fn, y, y, metric_name, exponent, wb, wb, **opts)
     for solved in (cross, sx, sy):
-        CU.result(fn, solved, None, None, None, x.dtype)  # non-finite error, convergence warning
+        solved.check(fn)
     ha, hb = _symmetric(sx), _symmetric(sy)
     value = float((cross.a * (cross.f - ha)).sum() + (cross.b * (cross.g - hb)).sum())
     cloud = _CudaCloud(x, y, metric_name, exponent, cross, sx, sy)
