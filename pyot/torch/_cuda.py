@@ -51,7 +51,7 @@ def weights(w: torch.Tensor | None, n: int, name: str, fn: str, like: torch.Tens
     if w is None:
         return torch.full((n,), 1.0 / n, dtype=torch.float64, device=like.device)
     host = V.weights(w.detach().cpu().numpy(), n, name, fn)
-    return torch.from_numpy(np.ascontiguousarray(host)).to(like.device)
+    return torch.tensor(host, dtype=torch.float64, device=like.device)
 
 
 def same_mass(a: torch.Tensor, b: torch.Tensor, fn: str) -> None:
