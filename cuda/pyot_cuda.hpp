@@ -96,6 +96,7 @@ struct SinkhornOptions {
   double eps_scaling = 0.0;  // q in (0, 1): stages eps_start q^k > eps, then eps; 0: eps only
   double eps_start = 0.0;
   bool value = true;  // compute <P, C> (one more pass); NaN when false
+  bool overrelax = true;  // adaptive over-relaxation, as the CPU core (ALGORITHMS 2.5)
 };
 struct SinkhornOutcome {
   int status = 1;  // pyot::Status: 0 converged, 1 out of iterations, 2 not finite
@@ -105,7 +106,7 @@ struct SinkhornOutcome {
   double objective = 0.0;  // the dual value <a, f> + <b, g> - eps (sum b - sum a sum b)
 };
 
-// Balanced log-domain Sinkhorn entirely on the device (ALGORITHMS 2.1, 2.2, 2.4): f, g (device
+// Balanced log-domain Sinkhorn entirely on the device (ALGORITHMS 2.1, 2.2, 2.4, 2.5): f, g (device
 // doubles, n and m) hold the warm start on entry and the potentials on return; a, b device
 // doubles of equal mass. Each iteration is one online (or dense) row and column half-step; the
 // L1 row error is reduced on the device in a fixed order and read back once per iteration.

@@ -31,6 +31,7 @@
 #include "common.cuh"
 #include "pyot/common/config.hpp"
 #include "pyot/common/costs.hpp"
+#include "pyot/common/relaxation.hpp"
 #include "pyot/common/status.hpp"
 #include "pyot_cuda.hpp"
 
@@ -407,14 +408,20 @@ __global__ void shift_kernel(const double* __restrict__ logw, const double* __re
   if (i < n) h[i] = logw[i] + pot[i] * inv_eps;
 }
 
-// pot_i = -eps out_i (the c-transform), and the other side's next h: logw_i - out_i.
+// The c-transform -eps out_i, relaxed by w (ALGORITHMS 2.5): pot_i <- (1 - w) pot_i + w (-eps
+// out_i), and the other side's next h: logw_i + pot_i / eps (logw_i - out_i exactly at w = 1).
 __global__ void apply_kernel(const double* __restrict__ out, const double* __restrict__ logw,
-                             double eps, index_t n, double* __restrict__ pot,
+                             double eps, double w, index_t n, double* __restrict__ pot,
                              double* __restrict__ h) {
   const index_t i = index_t(blockIdx.x) * kVecThreads + threadIdx.x;
-  if (i < n) {
-    pot[i] = -eps * out[i];
+  if (i >= n) return;
+  const double c = -eps * out[i];
+  if (w == 1.0) {
+    pot[i] = c;
     h[i] = logw[i] - out[i];
+  } else {
+    pot[i] = (1.0 - w) * pot[i] + w * c;
+    h[i] = logw[i] + pot[i] / eps;
   }
 }
 
@@ -594,6 +601,8 @@ SinkhornOutcome run_sinkhorn(index_t n, index_t m, const double* a, const double
     shift_kernel<<<vec_blocks(m), kVecThreads, 0, stream>>>(logb, g, inv_eps, m, hb);
     check_launch("shift_kernel launch");
     bool cols_exact = false;
+    double col_err = INFINITY;
+    pyot::sinkhorn::detail::Relaxation relax(o.overrelax);
     res.status = int(Status::MaxIter);
     while (true) {
       row(hb, inv_eps, outn);
@@ -607,12 +616,21 @@ SinkhornOutcome run_sinkhorn(index_t n, index_t m, const double* a, const double
         break;
       }
       if (res.n_iter >= cap) break;
-      apply_kernel<<<vec_blocks(n), kVecThreads, 0, stream>>>(outn, loga, eps, n, f, ha);
+      // As the CPU driver: relaxed updates leave the columns inexact, so the error estimate
+      // then needs their term too (measured only while w != 1: one more read-back).
+      const double est = cols_exact ? err : err + col_err;
+      double w = relax.observe(est);
+      if (w != 1.0 && est <= tol) {
+        relax.finish_plain();  // the last iterations are plain so the columns are exact
+        w = 1.0;
+      }
+      apply_kernel<<<vec_blocks(n), kVecThreads, 0, stream>>>(outn, loga, eps, w, n, f, ha);
       check_launch("apply_kernel launch");
       col(ha, inv_eps, outm);
-      apply_kernel<<<vec_blocks(m), kVecThreads, 0, stream>>>(outm, logb, eps, m, g, hb);
+      if (w != 1.0) col_err = reduce.side_error(b, g, outm, inv_eps, m);
+      apply_kernel<<<vec_blocks(m), kVecThreads, 0, stream>>>(outm, logb, eps, w, m, g, hb);
       check_launch("apply_kernel launch");
-      cols_exact = true;
+      cols_exact = w == 1.0;
       ++res.n_iter;
     }
     if (res.status == int(Status::NotFinite) || res.n_iter >= o.max_iter) break;
@@ -625,7 +643,7 @@ SinkhornOutcome run_sinkhorn(index_t n, index_t m, const double* a, const double
     shift_kernel<<<vec_blocks(m), kVecThreads, 0, stream>>>(logb, g, inv_eps, m, hb);
     check_launch("shift_kernel launch");
     row(hb, inv_eps, outn);
-    apply_kernel<<<vec_blocks(n), kVecThreads, 0, stream>>>(outn, loga, eps, n, f, ha);
+    apply_kernel<<<vec_blocks(n), kVecThreads, 0, stream>>>(outn, loga, eps, 1.0, n, f, ha);
     check_launch("apply_kernel launch");
     row(hb, inv_eps, outn);
     err = reduce.side_error(a, f, outn, inv_eps, n);

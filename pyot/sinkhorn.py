@@ -264,8 +264,8 @@ def sinkhorn(
         ``"cuda"`` solves on the GPU (a CUDA build of pyot and a usable device are needed, see
         :func:`pyot.cuda_available`): the inputs are copied there once and the result back
         once. One problem (no batch), ``method`` ``"auto"`` or ``"log"``; the GPU runs the
-        log-domain iterations with the same eps schedule, without over-relaxation, and a
-        point cloud is always evaluated online there.
+        log-domain iterations with the same eps schedule and over-relaxation (no Newton
+        steps), and a point cloud is always evaluated online there.
 
     Returns
     -------
