@@ -95,7 +95,7 @@ struct SinkhornOptions {
   std::int64_t max_iter = 10000;
   double eps_scaling = 0.0;  // q in (0, 1): stages eps_start q^k > eps, then eps; 0: eps only
   double eps_start = 0.0;
-  bool value = true;  // compute <P, C> (one more pass); NaN when false
+  bool value = true;      // compute <P, C> (one more pass); NaN when false
   bool overrelax = true;  // adaptive over-relaxation, as the CPU core (ALGORITHMS 2.5)
 };
 struct SinkhornOutcome {
