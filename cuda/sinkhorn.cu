@@ -709,17 +709,29 @@ void normalize_rows(const T* x, std::int64_t n, std::int64_t d, T* out, stream_t
   check_launch("normalize_rows_kernel launch");
 }
 
+namespace {
+
+// The dense half-steps' checks: out (`outputs` long) from h (`inputs` long).
+void require_dense(const char* fn, const void* C, index_t n, index_t m, const double* h,
+                   index_t inputs, double inv_eps, const double* out, index_t outputs) {
+  require_sizes(fn, n, m, 0);
+  require(inv_eps > 0.0 && std::isfinite(inv_eps), fn, "inv_eps must be positive and finite");
+  require((C != nullptr || n * m == 0) && (h != nullptr || inputs == 0) &&
+              (out != nullptr || outputs == 0),
+          fn, "a device pointer is null");
+  // Both kernels give a block at least kDenseRowWarps outputs.
+  require((outputs + kDenseRowWarps - 1) / kDenseRowWarps <= kMaxGridX, fn,
+          std::to_string(outputs) + " outputs exceed the grid limit");
+}
+
+}  // namespace
+
 template <class T>
 void lse_rows_dense(const T* C, std::int64_t n, std::int64_t m, const double* h, double inv_eps,
                     double* out, stream_t stream) {
-  constexpr const char* fn = "lse_rows_dense";
-  require_sizes(fn, n, m, 0);
-  require(inv_eps > 0.0 && std::isfinite(inv_eps), fn, "inv_eps must be positive and finite");
-  require((C != nullptr || n * m == 0) && (h != nullptr || m == 0) && (out != nullptr || n == 0),
-          fn, "a device pointer is null");
-  const index_t blocks = (n + kDenseRowWarps - 1) / kDenseRowWarps;
-  require(blocks <= kMaxGridX, fn, "n=" + std::to_string(n) + " rows exceed the grid limit");
+  require_dense("lse_rows_dense", C, n, m, h, m, inv_eps, out, n);
   if (n == 0) return;
+  const index_t blocks = (n + kDenseRowWarps - 1) / kDenseRowWarps;
   dense_rows_kernel<T><<<unsigned(blocks), kDenseRowWarps * 32, 0, detail::as_cuda(stream)>>>(
       C, n, m, h, inv_eps, out);
   check_launch("dense_rows_kernel launch");
@@ -728,13 +740,7 @@ void lse_rows_dense(const T* C, std::int64_t n, std::int64_t m, const double* h,
 template <class T>
 void lse_cols_dense(const T* C, std::int64_t n, std::int64_t m, const double* h, double inv_eps,
                     double* out, stream_t stream) {
-  constexpr const char* fn = "lse_cols_dense";
-  require_sizes(fn, n, m, 0);
-  require(inv_eps > 0.0 && std::isfinite(inv_eps), fn, "inv_eps must be positive and finite");
-  require((C != nullptr || n * m == 0) && (h != nullptr || n == 0) && (out != nullptr || m == 0),
-          fn, "a device pointer is null");
-  require((m + kDenseColThreads - 1) / kDenseColThreads <= kMaxGridX, fn,
-          "m=" + std::to_string(m) + " columns exceed the grid limit");
+  require_dense("lse_cols_dense", C, n, m, h, n, inv_eps, out, m);
   if (m == 0) return;
   launch_dense_cols(C, n, m, h, inv_eps, out, detail::as_cuda(stream));
 }

@@ -256,9 +256,8 @@ def test_dense_half_steps_match_logsumexp(rng, dtype, rows):
     Ct = torch.from_numpy(C).cuda()
     ht = torch.from_numpy(h).cuda()
     out = torch.empty(n if rows else m, dtype=torch.float64, device="cuda")
-    fn = _core._cuda_lse_rows_dense if rows else _core._cuda_lse_cols_dense
-    fn(Ct.data_ptr(), n, m, ht.data_ptr(), inv_eps, out.data_ptr(),
-       torch.cuda.current_stream().cuda_stream, np.dtype(dtype).name)
+    _core._cuda_lse_dense(rows, Ct.data_ptr(), n, m, ht.data_ptr(), inv_eps, out.data_ptr(),
+                          torch.cuda.current_stream().cuda_stream, np.dtype(dtype).name)
     np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 

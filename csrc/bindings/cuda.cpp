@@ -277,22 +277,11 @@ void bind_kernels(py::module_& m) {
         py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"), py::arg("eps_start"),
         py::arg("value"), py::arg("stream"), py::arg("dtype"),
         "Balanced dense log-domain Sinkhorn on the device (see _cuda_sinkhorn_online).");
-  m.def(
-      "_cuda_lse_rows_dense",
-      [](std::uintptr_t c, std::int64_t n, std::int64_t m, std::uintptr_t h, double inv_eps,
-         std::uintptr_t out, std::uintptr_t stream,
-         const std::string& dtype) { lse_dense(true, c, n, m, h, inv_eps, out, stream, dtype); },
-      py::arg("cost_ptr"), py::arg("n"), py::arg("m"), py::arg("h_ptr"), py::arg("inv_eps"),
-      py::arg("out_ptr"), py::arg("stream"), py::arg("dtype"),
-      "out_i = LSE_j(h_j - C_ij * inv_eps) on a row-major device cost.");
-  m.def(
-      "_cuda_lse_cols_dense",
-      [](std::uintptr_t c, std::int64_t n, std::int64_t m, std::uintptr_t h, double inv_eps,
-         std::uintptr_t out, std::uintptr_t stream,
-         const std::string& dtype) { lse_dense(false, c, n, m, h, inv_eps, out, stream, dtype); },
-      py::arg("cost_ptr"), py::arg("n"), py::arg("m"), py::arg("h_ptr"), py::arg("inv_eps"),
-      py::arg("out_ptr"), py::arg("stream"), py::arg("dtype"),
-      "out_j = LSE_i(h_i - C_ij * inv_eps) on a row-major device cost.");
+  m.def("_cuda_lse_dense", &lse_dense, py::arg("rows"), py::arg("cost_ptr"), py::arg("n"),
+        py::arg("m"), py::arg("h_ptr"), py::arg("inv_eps"), py::arg("out_ptr"), py::arg("stream"),
+        py::arg("dtype"),
+        "On a row-major device cost: rows=True out_i = LSE_j(h_j - C_ij * inv_eps), rows=False "
+        "out_j = LSE_i(h_i - C_ij * inv_eps).");
   m.def("_cuda_transport_rows", &transport_rows, py::arg("x_ptr"), py::arg("y_ptr"), py::arg("n"),
         py::arg("m"), py::arg("d"), py::arg("metric"), py::arg("p"), py::arg("a_ptr"),
         py::arg("b_ptr"), py::arg("f_ptr"), py::arg("g_ptr"), py::arg("eps"),
