@@ -52,6 +52,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "inverse OT (bilinear cost, l1): time to tol and support F1 vs FISTA over POT "
         "ot.sinkhorn",
     ),
+    "cuda": (
+        "bench.cuda",
+        "CUDA kernels (needs a GPU): online Sinkhorn vs GeomLoss/KeOps and flash-sinkhorn at "
+        "the same tolerance, float32/float64; sliced Wasserstein vs POT on CUDA tensors",
+    ),
     "maps": (
         "bench.maps",
         "EntropicMap evaluation vs a numpy/POT barycentric projection and OTT-JAX "

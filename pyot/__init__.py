@@ -41,7 +41,7 @@ _load_core()
 # pyot.inverse and pyot.maps as attributes; their names stay out of __all__
 from . import inverse as inverse
 from . import maps as maps
-from ._config import config, cuda_available, show_config
+from ._config import CudaError, config, cuda_available, show_config
 from ._result import (
     ConvergenceWarning,
     MinibatchResult,
@@ -65,6 +65,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConvergenceWarning",
+    "CudaError",
     "MinibatchResult",
     "OTResult",
     "PointCloud",

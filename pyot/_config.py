@@ -1,4 +1,4 @@
-"""Build and machine facts: ``show_config()`` and ``cuda_available()``."""
+"""Build and machine facts: ``show_config()``, ``cuda_available()`` and ``CudaError``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import platform
 import numpy as np
 
 from . import _core
+
+#: A failed CUDA call (a ``RuntimeError``): raised by the GPU paths (``device="cuda"``, CUDA
+#: tensors in :mod:`pyot.torch`) with the CUDA error's name and text, and when such a path is
+#: asked for without a CUDA build or a usable GPU. Defined on every build, so it can be caught.
+CudaError = _core.CudaError
 
 
 def cuda_available() -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['bilinear_cost', 'build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_online_batch', 'sinkhorn_plan_matvec', 'sinkhorn_point_gradient', 'sinkhorn_point_gradient_batch', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sinkhorn_symmetric_online_batch', 'sinkhorn_weighted_point_gradient', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['CudaError', 'bilinear_cost', 'build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_online_batch', 'sinkhorn_plan_matvec', 'sinkhorn_point_gradient', 'sinkhorn_point_gradient_batch', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sinkhorn_symmetric_online_batch', 'sinkhorn_weighted_point_gradient', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+class CudaError(RuntimeError):
+    pass
 def bilinear_cost(u: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], out: numpy.typing.NDArray[numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[float, float]:
     """
     Internal (pyot.inverse): out = -u @ y.T (float64, C-contiguous (n, m)); returns its (min, max), both NaN when an entry is NaN or inf.

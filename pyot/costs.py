@@ -112,6 +112,19 @@ def cost_matrix(x: object, y: object, metric: str = "sqeuclidean", *, p: float =
     return _evaluate(xs, ys, metric, p, same)
 
 
+def extent_range(ext: np.ndarray, metric: str, p: float) -> float:
+    """max C - min C bound of clouds whose bounding box has side lengths ``ext`` (float64)."""
+    if metric == "cosine":
+        return 2.0
+    if metric == "sqeuclidean":
+        return float(ext @ ext)
+    if metric == "euclidean":
+        return float(math.sqrt(ext @ ext))
+    if metric == "cityblock":
+        return float(ext.sum())
+    return float(np.linalg.norm(ext, ord=p))
+
+
 class PointCloud:
     """A lazy cost between two point clouds, evaluated on the fly by the solvers.
 
@@ -167,14 +180,7 @@ class PointCloud:
         if self.metric == "cosine":
             return 2.0
         both = np.concatenate([self.x, self.y]).astype(np.float64)
-        ext = both.max(axis=0) - both.min(axis=0)
-        if self.metric == "sqeuclidean":
-            return float(ext @ ext)
-        if self.metric == "euclidean":
-            return float(math.sqrt(ext @ ext))
-        if self.metric == "cityblock":
-            return float(ext.sum())
-        return float(np.linalg.norm(ext, ord=self.p))
+        return extent_range(both.max(axis=0) - both.min(axis=0), self.metric, self.p)
 
     def __repr__(self) -> str:
         n, m = self.shape

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
+from . import _core, _cuda
 from . import _validate as V
 from ._problem import Problem, validated_problem
 from ._result import Lazy, SinkhornResult, warn_not_converged
@@ -68,6 +68,17 @@ def _annealing(eps_scaling: object, fn: str) -> float | None:
             f"got {eps_scaling!r}"
         )
     return q
+
+
+def _schedule(q: float | None, eps: float, ranges: np.ndarray, *, warm: bool,
+              balanced: bool) -> tuple[float, np.ndarray]:
+    """The eps schedule's factor and first eps per problem (shared with the CUDA path)."""
+    if q is None:  # automatic: anneal from the cost's range when eps is small against it
+        q = _DEFAULT_EPS_SCALING if (not warm and balanced) else 0.0
+        if ranges.max() <= _EPS_SCALING_RATIO * eps:
+            q = 0.0
+    # A warm start begins the schedule near eps instead of at the cost's range.
+    return q, np.minimum(ranges, 4.0 * eps) if warm else ranges
 
 
 def _cost_ranges(problem: Problem) -> np.ndarray:
@@ -122,6 +133,7 @@ def _run(
     value: bool = True,
     plan_y: tuple[np.ndarray, np.ndarray, bool] | None = None,
     cost_range: float | None = None,
+    device: object = None,
 ) -> Solved:
     """The shared solve. ``value=False`` (internal callers that only read ``objective``, such as
     pyot.inverse) skips ``<P, C>`` on dense costs, one exp pass over the cost: the result's
@@ -143,32 +155,42 @@ def _run(
     method = V.choice(method, "method", fn, tuple(_METHODS))
     q = _annealing(eps_scaling, fn)
     balanced = reg_marginals == (math.inf, math.inf)
+    on_gpu = _cuda.device(device, fn) == "cuda"
+    if on_gpu and (method == "scaling" or not balanced):
+        raise ValueError(
+            f"{fn}: device='cuda' runs balanced log-domain Sinkhorn; method='scaling' and "
+            "unbalanced problems are solved on the CPU (device=None)"
+        )
     if method == "scaling" and isinstance(cost, PointCloud):
         raise ValueError(
             f"{fn}: method='scaling' needs a dense cost matrix; a PointCloud is solved online "
             "in the log domain (use method='auto' or 'log', or pass PointCloud.dense())"
         )
     if cost_range is None:
-        problem = validated_problem(cost, a, b, fn, balanced=balanced, dense_limit=_DENSE_LIMIT)
+        problem = validated_problem(cost, a, b, fn, balanced=balanced,
+                                    dense_limit=0 if on_gpu else _DENSE_LIMIT)
     else:
         assert isinstance(cost, np.ndarray)
         assert isinstance(a, np.ndarray)
         assert isinstance(b, np.ndarray)
         problem = Problem(cost[None], a[None], b[None], False, cost.dtype,
                           np.array([cost_range]))
+    if on_gpu and problem.batched:
+        raise ValueError(
+            f"{fn}: device='cuda' solves one problem at a time, got a batch of "
+            f"{problem.a.shape[0]} costs; loop over them or use device=None"
+        )
     f, g = _initial_potentials(init, problem, fn)
     ranges = _cost_ranges(problem)
-    if q is None:  # automatic: anneal from the cost's range when eps is small against it
-        q = _DEFAULT_EPS_SCALING if (init is None and balanced) else 0.0
-        if ranges.max() <= _EPS_SCALING_RATIO * eps:
-            q = 0.0
-    # A warm start begins the schedule near eps instead of at the cost's range.
-    eps_start = np.minimum(ranges, 4.0 * eps) if init is not None else ranges
+    q, eps_start = _schedule(q, eps, ranges, warm=init is not None, balanced=balanced)
     options = dict(
         eps=eps, tol=tol, max_iter=max_iter, eps_scaling=q, overrelax=balanced,
         tau_a=reg_marginals[0], tau_b=reg_marginals[1], threads=n_threads,
     )
-    if problem.online:
+    if on_gpu:
+        out = _cuda.sinkhorn(problem, f, g, eps=eps, tol=tol, max_iter=max_iter, eps_scaling=q,
+                             eps_start=float(eps_start[0]), value=value)
+    elif problem.online:
         geom = problem.cost
         out = _core.sinkhorn_online(
             geom.x, geom.y, METRICS[geom.metric], geom.p, problem.a[0], problem.b[0], f[0], g[0],
@@ -228,6 +250,7 @@ def sinkhorn(
     init: tuple[object, object] | None = None,
     method: str = "auto",
     threads: int | None = None,
+    device: str | None = None,
 ) -> SinkhornResult:
     """Balanced entropic optimal transport.
 
@@ -261,6 +284,12 @@ def sinkhorn(
         where ``exp(-C / eps)`` stays representable, the log domain elsewhere.
     threads : int, optional
         Threads of the compiled core (default: all cores). Results do not depend on it.
+    device : {None, "cpu", "cuda"}
+        ``"cuda"`` solves on the GPU (a CUDA build of pyot and a usable device are needed, see
+        :func:`pyot.cuda_available`): the inputs are copied there once and the result back
+        once. One problem (no batch), ``method`` ``"auto"`` or ``"log"``; the GPU runs the
+        log-domain iterations with the same eps schedule and over-relaxation (no Newton
+        steps), and a point cloud is always evaluated online there.
 
     Returns
     -------
@@ -275,6 +304,8 @@ def sinkhorn(
         Invalid input; the message names the argument.
     FloatingPointError
         The iterations produced non-finite numbers (not expected in the log domain).
+    pyot.CudaError
+        ``device="cuda"`` without a CUDA build or a usable GPU, or a failed CUDA call.
 
     Warns
     -----
@@ -294,7 +325,7 @@ def sinkhorn(
     """
     return _solve(
         "pyot.sinkhorn", cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
-        eps_scaling=eps_scaling, init=init, method=method,
+        eps_scaling=eps_scaling, init=init, method=method, device=device,
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
+from . import _core, _cuda
 from . import _validate as V
 from ._result import SlicedResult
 from .costs import _points
@@ -179,6 +179,7 @@ def sliced_wasserstein(
     directions: str | object = "random",
     seed: int | np.random.Generator | None = None,
     threads: int | None = None,
+    device: str | None = None,
 ) -> SlicedResult:
     """Sliced Wasserstein distance between two weighted point clouds.
 
@@ -211,6 +212,11 @@ def sliced_wasserstein(
         Randomness of the directions; the same seed gives the same result.
     threads : int, optional
         Threads of the compiled core (default: all cores). Results do not depend on it.
+    device : {None, "cpu", "cuda"}
+        ``"cuda"`` projects, sorts (CUB segmented sort) and merges on the GPU (a CUDA build and
+        a usable device are needed, see :func:`pyot.cuda_available`); the points are copied
+        there once. The directions are drawn on the CPU either way, so a seed gives the same
+        directions on both devices.
 
     Returns
     -------
@@ -222,6 +228,8 @@ def sliced_wasserstein(
     ------
     ValueError, TypeError
         Invalid input; the message names the argument.
+    pyot.CudaError
+        ``device="cuda"`` without a CUDA build or a usable GPU, or a failed CUDA call.
 
     See Also
     --------
@@ -248,8 +256,13 @@ def sliced_wasserstein(
     problem = _problem(fn, x, y, a, b, p, threads)
     n_dirs = V.integer(n_projections, "n_projections", fn, minimum=1)
     rng = V.generator(seed, fn)
+    on_gpu = _cuda.device(device, fn) == "cuda"
     dirs = _directions(directions, n_dirs, problem.dim, rng, fn)
-    projected = problem.projected(dirs)
+    if on_gpu:
+        projected = _cuda.sliced_projected(problem.x, problem.y, problem.a, problem.b,
+                                           problem.mass, dirs, problem.p)
+    else:
+        projected = problem.projected(dirs)
     value = max(float(np.mean(projected)), 0.0) ** (1.0 / problem.p)
     dtype = problem.dtype
     return SlicedResult(

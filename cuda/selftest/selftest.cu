@@ -2,8 +2,8 @@
 // Exit 0: all pass; 1: a mismatch; 77: no device (then only the no-device paths are checked).
 // Build and run from the repository root on a machine with a GPU:
 //   nvcc -std=c++17 -Icsrc/include -Icuda -arch=sm_90 -o selftest cuda/selftest/selftest.cu \
-//        cuda/sinkhorn.cu && ./selftest
-// (.ci/run compiles it; the pytest `gpu` tests of the CUDA issue will supersede it.)
+//        cuda/sinkhorn.cu cuda/common.cu && ./selftest
+// (.ci/run compiles it; tests/test_cuda.py, marked `gpu`, covers every kernel through pyot.)
 #include <cuda_runtime.h>
 
 #include <cmath>

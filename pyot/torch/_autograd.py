@@ -24,7 +24,8 @@ class _Attached(torch.autograd.Function):
     def forward(ctx, rule: Rule, out: np.ndarray, dtype: torch.dtype, *inputs):
         ctx.rule = rule
         ctx.save_for_backward(*inputs)
-        return torch.from_numpy(np.array(out, dtype=np.float64)).to(dtype)
+        device = next(t.device for t in inputs if t is not None)
+        return torch.from_numpy(np.array(out, dtype=np.float64)).to(device=device, dtype=dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -35,12 +36,12 @@ class _Attached(torch.autograd.Function):
                 "not by differentiable torch operations"
             )
         inputs = ctx.saved_tensors
-        g = np.ascontiguousarray(grad.detach().to(torch.float64).numpy())
+        g = np.ascontiguousarray(grad.detach().to(torch.float64).cpu().numpy())
         grads = ctx.rule(g, inputs, ctx.needs_input_grad[3:])
         return (None, None, None, *grads)
 
 
 def attach(rule: Rule, out: np.ndarray | float, *inputs: torch.Tensor | None) -> torch.Tensor:
-    """``out`` as a tensor (the inputs' dtype) whose gradient the rule gives."""
+    """``out`` as a tensor (the inputs' dtype and device) whose gradient the rule gives."""
     dtype = next(t.dtype for t in inputs if t is not None)
     return _Attached.apply(rule, out, dtype, *inputs)

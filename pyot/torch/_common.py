@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import _core
 from ..costs import METRICS, _metric
 
 _FLOATS = (torch.float32, torch.float64)
@@ -52,8 +53,9 @@ def weights(
     return tensor(value, name, fn, ndim=ndim)
 
 
-def same_kind(fn: str, **tensors: torch.Tensor | None) -> None:
-    """One device (the CPU, as this build has no CUDA kernels) and one dtype for all tensors."""
+def same_kind(fn: str, *, cuda: bool = False, **tensors: torch.Tensor | None) -> None:
+    """One device and one dtype for all tensors. The device is the CPU, or a CUDA device
+    where the function has a CUDA path (``cuda=True``) and this build can use it."""
     given = {k: t for k, t in tensors.items() if t is not None}
     names = list(given)
     first = given[names[0]]
@@ -69,12 +71,23 @@ def same_kind(fn: str, **tensors: torch.Tensor | None) -> None:
                 f"{fn}: {names[0]} is {first.dtype} but {name} is {t.dtype}; convert them to "
                 "one dtype"
             )
-    if first.device.type != "cpu":
+    if first.device.type == "cpu":
+        return
+    if first.device.type == "cuda" and cuda:
+        if _core.cuda_available():
+            return
         raise ValueError(
             f"{fn}: {names[0]} is on {first.device}, but this build of pyot has no CUDA "
-            "kernels for the torch layer (see pyot.show_config()); move the tensors to the "
-            "CPU with .cpu(). Nothing is copied between devices silently."
+            "kernels or no usable GPU (see pyot.show_config() and pyot.cuda_available()); "
+            "move the tensors to the CPU with .cpu(). Nothing is copied between devices "
+            "silently."
         )
+    where = "the CPU and CUDA devices" if cuda else "the CPU"
+    raise ValueError(
+        f"{fn}: {names[0]} is on {first.device}, but pyot has no CUDA kernels for it here "
+        f"(this function runs on {where}); move the tensors to the CPU with .cpu(). Nothing "
+        "is copied between devices silently."
+    )
 
 
 def view(t: torch.Tensor | None) -> np.ndarray | None:
@@ -131,7 +144,7 @@ class PointCloud:
         fn = "pyot.torch.PointCloud"
         self.x = tensor(x, "x", fn, ndim=(2,))
         self.y = tensor(y, "y", fn, ndim=(2,))
-        same_kind(fn, x=self.x, y=self.y)
+        same_kind(fn, cuda=True, x=self.x, y=self.y)
         if self.x.shape[1] != self.y.shape[1]:
             raise ValueError(
                 f"{fn}: x and y must have the same dimension, got shapes "

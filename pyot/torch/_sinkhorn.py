@@ -37,7 +37,8 @@ from ..sinkhorn import (
     _run,
 )
 from . import _common as T
-from ._autograd import attach
+from . import _cuda as CU
+from ._autograd import attach, unsupported
 
 __all__ = ["SinkhornLoss", "sinkhorn", "sinkhorn_divergence", "unbalanced_sinkhorn"]
 
@@ -296,6 +297,126 @@ class _Cloud:
         return gx, gy, ga, gb_
 
 
+# ----------------------------------------------------------------------------- CUDA tensors
+
+
+def _balanced_only(fn: str, tau: tuple[float, float]) -> None:
+    if tau != _BALANCED:
+        raise ValueError(
+            f"{fn}: CUDA tensors are solved by balanced Sinkhorn only; move unbalanced "
+            "problems to the CPU with .cpu()"
+        )
+
+
+def _cuda_only_objective(fn: str):
+    """The rule of outputs whose gradient has no CUDA path yet: backward raises."""
+    return unsupported(
+        f"{fn}: on CUDA tensors only objective is differentiable (the envelope theorem); the "
+        "implicit gradients of value and plan run on the CPU (move the tensors with .cpu())"
+    )
+
+
+def _entropic_dense_cuda(fn, c, wa, wb, tau, **options) -> SinkhornResult:
+    _balanced_only(fn, tau)
+    if c.ndim != 2:
+        raise ValueError(f"{fn}: CUDA costs are solved one at a time, got a batch of shape "
+                         f"{tuple(c.shape)}; loop over the batch")
+    solved = CU.solve_dense(fn, c, wa, wb, **options)
+
+    def objective_rule(grad, inputs, needs):
+        cost, a, b = inputs
+        scale = float(grad.reshape(-1)[0])
+        gc = (solved.plan(cost) * scale).to(cost.dtype) if needs[0] else None
+        ga = gb = None
+        if needs[1] and a is not None:
+            ga = ((solved.f - solved.f.mean()) * scale).to(c.dtype)
+        if needs[2] and b is not None:
+            gb = ((solved.g - solved.g.mean()) * scale).to(c.dtype)
+        return gc, ga, gb
+
+    inputs = (c, wa, wb)
+    objective = attach(objective_rule, solved.objective, *inputs)
+    value = attach(_cuda_only_objective(fn), solved.value, *inputs)
+    return CU.result(fn, solved, objective, value, Lazy(lambda: solved.plan(c).to(c.dtype)),
+                     c.dtype)
+
+
+@dataclass
+class _CudaCloud:
+    """A solve between CUDA clouds: gradients in the points from the transport kernel."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    metric: str
+    p: float
+    cross: CU.Solved
+    self_x: CU.Solved | None = None  # self-transport solves (Sinkhorn divergence)
+    self_y: CU.Solved | None = None
+
+    def _grad(self, first: bool) -> torch.Tensor:
+        """d objective / dx (first) or / dy, self terms subtracted (ALGORITHMS 2.6)."""
+        c = self.cross
+        p, q, wp, wq, fp, fq, own = (
+            (self.x, self.y, c.a, c.b, c.f, c.g, self.self_x) if first
+            else (self.y, self.x, c.b, c.a, c.g, c.f, self.self_y))
+        out = CU.transport_gradient(p, q, self.metric, self.p, wp, wq, fp, fq, c.eps)
+        if own is not None:
+            h = _symmetric(own)
+            out -= CU.transport_gradient(p, p, self.metric, self.p, wp, wp, h, h, c.eps)
+        return out
+
+    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        da, db = self.cross.f, self.cross.g
+        if self.self_x is not None:
+            da = da - _symmetric(self.self_x)
+            db = db - _symmetric(self.self_y)
+        return da - da.mean(), db - db.mean()
+
+    def objective_rule(self, grad, inputs, needs):
+        x, y, a, b = inputs
+        scale = float(grad.reshape(-1)[0])
+        gx = (self._grad(True) * scale).to(x.dtype) if needs[0] else None
+        gy = (self._grad(False) * scale).to(y.dtype) if needs[1] else None
+        ga = gb = None
+        if (needs[2] and a is not None) or (needs[3] and b is not None):
+            da, db = self._weights()
+            ga = (da * scale).to(a.dtype) if needs[2] and a is not None else None
+            gb = (db * scale).to(b.dtype) if needs[3] and b is not None else None
+        return gx, gy, ga, gb
+
+
+def _symmetric(solved: CU.Solved) -> torch.Tensor:
+    """The symmetric potential of a self-transport solve: (f + g) / 2 (ALGORITHMS 2.6)."""
+    return 0.5 * (solved.f + solved.g)
+
+
+def _entropic_cloud_cuda(fn, geom, wa, wb, tau, **options) -> SinkhornResult:
+    _balanced_only(fn, tau)
+    x, y = geom.x, geom.y
+    solved = CU.solve_cloud(fn, x, y, geom.metric, geom.p, wa, wb, **options)
+    cloud = _CudaCloud(x, y, geom.metric, geom.p, solved)
+    inputs = (x, y, wa, wb)
+    objective = attach(cloud.objective_rule, solved.objective, *inputs)
+    value = attach(_cuda_only_objective(fn), solved.value, *inputs)
+
+    plan = Lazy(lambda: solved.plan(geom.dense()).to(x.dtype))
+    return CU.result(fn, solved, objective, value, plan, x.dtype)
+
+
+def _divergence_cuda(fn, x, y, wa, wb, *, eps, metric, tol, max_iter, threads, p):
+    metric_name, exponent = _metric(metric, p, fn)
+    opts = dict(eps=eps, tol=tol, max_iter=max_iter, threads=threads)
+    cross = CU.solve_cloud(fn, x, y, metric_name, exponent, wa, wb, **opts)
+    sx = CU.solve_cloud(fn, x, x, metric_name, exponent, wa, wa, **opts)
+    sy = CU.solve_cloud(fn, y, y, metric_name, exponent, wb, wb, **opts)
+    for solved in (cross, sx, sy):
+        solved.check(fn)
+    ha, hb = _symmetric(sx), _symmetric(sy)
+    value = float((cross.a * (cross.f - ha)).sum() + (cross.b * (cross.g - hb)).sum())
+    cloud = _CudaCloud(x, y, metric_name, exponent, cross, sx, sy)
+    return attach(cloud.objective_rule, value, x, y, wa, wb)
+
+
 # ----------------------------------------------------------------------------- front ends
 
 
@@ -312,7 +433,9 @@ def _entropic(fn: str, cost: object, a: object, b: object, tau: tuple[float, flo
         return _entropic_cloud(fn, cost, a, b, tau, **options)
     c = T.tensor(cost, "cost", fn, ndim=(2, 3))
     wa, wb = _weights_of(fn, c, a, b, (1, 2))
-    T.same_kind(fn, cost=c, a=wa, b=wb)
+    T.same_kind(fn, cuda=True, cost=c, a=wa, b=wb)
+    if c.is_cuda:
+        return _entropic_dense_cuda(fn, c, wa, wb, tau, **options)
     solved = _run(fn, T.view(c), T.view(wa), T.view(wb), reg_marginals=tau, **options)
     pots = _Potentials.of(solved, tau)
     res = solved.result
@@ -330,7 +453,9 @@ def _entropic(fn: str, cost: object, a: object, b: object, tau: tuple[float, flo
 def _entropic_cloud(fn, geom, a, b, tau, *, threads, **options) -> SinkhornResult:
     x, y = geom.x, geom.y
     wa, wb = _weights_of(fn, x, a, b, (1,))
-    T.same_kind(fn, x=x, y=y, a=wa, b=wb)
+    T.same_kind(fn, cuda=True, x=x, y=y, a=wa, b=wb)
+    if x.is_cuda:
+        return _entropic_cloud_cuda(fn, geom, wa, wb, tau, threads=threads, **options)
     xs, ys = T.view(x), T.view(y)
     solved = _run(fn, _NumpyCloud._trusted(xs, ys, geom.metric, geom.p), T.view(wa),
                       T.view(wb), reg_marginals=tau, threads=threads, **options)
@@ -502,7 +627,10 @@ def sinkhorn_divergence(
     xt = T.tensor(x, "x", fn, ndim=(2,))
     yt = T.tensor(y, "y", fn, ndim=(2,))
     wa, wb = _weights_of(fn, xt, a, b, (1,))
-    T.same_kind(fn, x=xt, y=yt, a=wa, b=wb)
+    T.same_kind(fn, cuda=True, x=xt, y=yt, a=wa, b=wb)
+    if xt.is_cuda:
+        return _divergence_cuda(fn, xt, yt, wa, wb, eps=eps, metric=metric, tol=tol,
+                                max_iter=max_iter, threads=threads, p=p)
     xs, ys = T.view(xt), T.view(yt)
     div = _divergence(fn, xs, ys, T.view(wa), T.view(wb), eps=eps, metric=metric, tol=tol,
                           max_iter=max_iter, threads=threads, p=p)

@@ -16,6 +16,7 @@ from .. import _validate as V
 from .. import sliced as _sl
 from .._result import SlicedResult
 from . import _common as T
+from . import _cuda as CU
 from ._autograd import attach
 
 __all__ = ["SlicedWassersteinLoss", "sliced_wasserstein"]
@@ -76,7 +77,10 @@ def sliced_wasserstein(
     yt = T.tensor(y, "y", fn, ndim=(2,))
     wa = T.weights(a, "a", fn, xt, ndim=(1,))
     wb = T.weights(b, "b", fn, xt, ndim=(1,))
-    T.same_kind(fn, x=xt, y=yt, a=wa, b=wb)
+    T.same_kind(fn, cuda=True, x=xt, y=yt, a=wa, b=wb)
+    if xt.is_cuda:
+        return _sliced_cuda(fn, xt, yt, wa, wb, n_projections=n_projections, p=p,
+                            directions=directions, seed=seed, threads=threads)
     problem = _sl._problem(fn, T.view(xt), T.view(yt), T.view(wa), T.view(wb), p, threads)
     n_dirs = V.integer(n_projections, "n_projections", fn, minimum=1)
     dirs = _sl._directions(directions, n_dirs, problem.dim, V.generator(seed, fn), fn)
@@ -93,6 +97,51 @@ def sliced_wasserstein(
         value=value, directions=torch.from_numpy(dirs).to(xt.dtype),
         projected=torch.from_numpy(projected).to(xt.dtype),
     )
+
+
+def _sliced_cuda(fn, xt, yt, wa, wb, *, n_projections, p, directions, seed, threads):
+    """The CUDA path: projection, segmented sort and merge on the tensors' device; the
+    directions are drawn on the host as on the CPU path (same seed, same directions)."""
+    CU.require(fn)
+    V.threads(threads, fn)
+    if xt.ndim != 2 or yt.ndim != 2 or xt.shape[1] != yt.shape[1]:
+        raise ValueError(f"{fn}: x and y must be (n, d) and (m, d) with the same d, got shapes "
+                         f"{tuple(xt.shape)} and {tuple(yt.shape)}")
+    exponent = V.line_exponent(p, fn)
+    mass = 1.0
+    a = b = None
+    if wa is not None or wb is not None:
+        a = CU.weights(wa, xt.shape[0], "a", fn, xt)
+        b = CU.weights(wb, yt.shape[0], "b", fn, xt)
+        CU.same_mass(a, b, fn)
+        mass = float(a.sum())
+        b = b * (mass / float(b.sum()))
+    n_dirs = V.integer(n_projections, "n_projections", fn, minimum=1)
+    dirs = _sl._directions(directions, n_dirs, xt.shape[1], V.generator(seed, fn), fn)
+    dirs = np.ascontiguousarray(dirs, dtype=np.float64)
+    need = torch.is_grad_enabled() and (xt.requires_grad or yt.requires_grad)
+    projected, gx, gy = CU.sliced(xt, yt, a, b, mass, dirs, exponent, gradient=need)
+    mean = max(float(projected.mean()), 0.0)
+    chain = (mean ** (1.0 / exponent - 1.0) / exponent) if mean > 0 else (
+        1.0 if exponent == 1 else 0.0)
+
+    def rule(grad, inputs, needs):
+        x, y, a_in, b_in = inputs
+        if (needs[2] and a_in is not None) or (needs[3] and b_in is not None):
+            raise NotImplementedError(
+                f"{fn}: gradients with respect to the weights are not supported; only x and y"
+            )
+        scale = float(grad.reshape(-1)[0]) * chain
+        return (
+            (gx * scale).to(x.dtype) if needs[0] and gx is not None else None,
+            (gy * scale).to(y.dtype) if needs[1] and gy is not None else None,
+            None,
+            None,
+        )
+
+    value = attach(rule, mean ** (1.0 / exponent), xt, yt, wa, wb)
+    return SlicedResult(value=value, directions=torch.from_numpy(dirs).to(xt.device, xt.dtype),
+                        projected=projected.to(xt.dtype))
 
 
 class SlicedWassersteinLoss(torch.nn.Module):

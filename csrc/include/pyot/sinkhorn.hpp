@@ -24,6 +24,7 @@
 #include "pyot/common/config.hpp"
 #include "pyot/common/costs.hpp"
 #include "pyot/common/logsumexp.hpp"
+#include "pyot/common/relaxation.hpp"
 #include "pyot/common/status.hpp"
 #include "pyot/common/threads.hpp"
 #include "pyot/common/view.hpp"
@@ -860,43 +861,6 @@ inline double kl(const double* p, const double* q, index_t len) {
   return s;
 }
 
-// Over-relaxation (ALGORITHMS 2.5): w = 2 / (1 + sqrt(1 - r)) from the observed linear rate r of
-// plain iterations; back to w = 1 for good if the error grows.
-class Relaxation {
- public:
-  explicit Relaxation(bool enabled) : enabled_(enabled) {}
-  void finish_plain() { w_ = 1.0; }
-  // Feeds the error measured this iteration; returns the weight for the next updates.
-  double observe(double err) {
-    if (!enabled_) return 1.0;
-    if (w_ == 1.0) {
-      if (err > 0.0 && err < 1.0 && prev_ > 0.0 && prev2_ > 0.0) {
-        const double q1 = err / prev_, q2 = prev_ / prev2_;
-        if (q1 > 0.5 && q1 < 1.0 && std::fabs(q1 - q2) < 0.01) {
-          const double w = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - q1)));
-          if (w > 1.05) {
-            w_ = w;
-            best_ = err;
-          }
-        }
-      }
-      prev2_ = prev_;
-      prev_ = err;
-    } else {
-      best_ = std::min(best_, err);
-      if (err > 4.0 * best_ || !std::isfinite(err)) {
-        w_ = 1.0;
-        enabled_ = false;
-      }
-    }
-    return w_;
-  }
-
- private:
-  bool enabled_;
-  double w_ = 1.0, prev_ = 0.0, prev2_ = 0.0, best_ = kInf;
-};
-
 }  // namespace detail
 
 // Adapts a cost kernel (h, s interface) to potentials: the log-domain half-steps.
@@ -1390,41 +1354,8 @@ Result solve_symmetric_online(MatrixView<T> x, Metric metric, double p, const do
 //   cosine       (sum_j w_j cos_j xh_i - sum_j w_j yh_j) / |x_i| (xh, yh unit rows)
 //   minkowski    sum_j (w_j / c_j^(p-1)) sign(t) |t|^(p-1), t = x_ik - y_jk (cityblock: p = 1)
 // The first three are "linear": alpha_i x'_i - sum_j coef_j y'_j, accumulated as two sums.
-namespace detail {
-
-template <Metric M>
-constexpr bool kLinearGradient =
-    M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine;
-
-// coef_j from the plan weight w and the cost c of one pair (linear metrics; the cosine's 1/|x_i|
-// is applied once per row by the caller).
-template <Metric M>
-PYOT_ALWAYS_INLINE double pair_coef(double w, double c, double pm1) {
-  if constexpr (M == Metric::SqEuclidean) {
-    return 2.0 * w;
-  } else if constexpr (M == Metric::Euclidean) {
-    return c > 0.0 ? w / c : 0.0;
-  } else if constexpr (M == Metric::Cosine) {
-    return w;
-  } else if constexpr (M == Metric::Cityblock) {
-    return w;
-  } else {
-    return c > 0.0 ? w / std::pow(c, pm1) : 0.0;
-  }
-}
-
-// d/dt |t|^p / p: sign(t) |t|^(p - 1) (cityblock: sign(t)).
-template <Metric M>
-PYOT_ALWAYS_INLINE double coordinate_slope(double t, double pm1) {
-  const double s = t > 0.0 ? 1.0 : (t < 0.0 ? -1.0 : 0.0);
-  if constexpr (M == Metric::Cityblock) {
-    return s;
-  } else {
-    return s * std::pow(std::fabs(t), pm1);
-  }
-}
-
-}  // namespace detail
+// The per-pair gradient pieces (kLinearGradient, pair_coef, coordinate_slope) live in
+// common/costs.hpp, shared with the CUDA kernels.
 
 // What gradient_block sums over the pairs (i, j) of a row, w_ij = exp(hb_j + ha_i - c_ij / eps):
 //   Plan    the point gradient sum_j w_ij grad_1 c(p_i, q_j) (w = P_ij when ha = log a + f / eps);
@@ -1521,7 +1452,7 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
                                       index_t i1, T pexp, const double* hb, const double* ha,
                                       double inv_eps, double* acc, double* alpha,
                                       const MapTerms<T>& terms = {}) {
-  constexpr bool kLinear = W == Pairs::Map || detail::kLinearGradient<M>;
+  constexpr bool kLinear = W == Pairs::Map || kLinearGradient<M>;
   const index_t d = p.d;
   const double pm1 = double(pexp) - 1.0;
   const PointsT<T>& v = W == Pairs::Map || W == Pairs::MapVjp ? *terms.values : q;
@@ -1566,7 +1497,7 @@ PYOT_MULTIVERSION void gradient_block(const PointsT<T>& p, const PointsT<T>& q, 
         } else {
           const double xk = double(p.point(i)[k]);
           for (index_t t = 0; t < len; ++t)
-            s += coef[t] * detail::coordinate_slope<M>(xk - double(qk[t]), pm1);
+            s += coef[t] * coordinate_slope<M>(xk - double(qk[t]), pm1);
           row[k] += s;
         }
       }
@@ -1586,7 +1517,7 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
                                            index_t i0, index_t i1, const double* hb,
                                            const double* ha, double inv_eps, double* acc,
                                            double* alpha, const MapTerms<T>& terms = {}) {
-  static_assert(detail::kLinearGradient<M>, "the GEMM form covers the linear gradients");
+  static_assert(kLinearGradient<M>, "the GEMM form covers the linear gradients");
   constexpr index_t B = kRowBlock, L = kColBlock;
   const index_t d = g.d, rows = i1 - i0;
   require(rows <= B, "gradient_block_gemm: at most kRowBlock rows");
@@ -1678,7 +1609,7 @@ template <Metric M, Pairs W = Pairs::Plan, class T>
 void pair_block(bool gemm, const GemmPoints<T>& g, const PointsT<T>& p, const PointsT<T>& q,
                 index_t i0, index_t i1, T pexp, const double* hb, const double* ha,
                 double inv_eps, double* acc, double* alpha, const MapTerms<T>& terms = {}) {
-  if constexpr (detail::kLinearGradient<M>) {
+  if constexpr (kLinearGradient<M>) {
     if (gemm) {
       gradient_block_gemm<M, W>(g, q, i0, i1, hb, ha, inv_eps, acc, alpha, terms);
       return;
@@ -1744,7 +1675,7 @@ PYOT_MULTIVERSION void matvec_block(bool gemm, const GemmPoints<T>& g, const Poi
   std::fill(out, out + rows, 0.0);
   for (index_t j0 = 0; j0 < q.n; j0 += L) {
     const index_t j1 = std::min(q.n, j0 + L), len = j1 - j0;
-    if constexpr (detail::kLinearGradient<M>) {
+    if constexpr (kLinearGradient<M>) {
       if (gemm) gemm_cost_block<M>(g, i0, i1, j0, j1, tile, len);
     }
     const double* hbj = hb + j0;

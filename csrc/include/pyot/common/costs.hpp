@@ -58,6 +58,38 @@ struct CostOp {
   }
 };
 
+// Pieces of the point gradient sum_j w_j grad_x c(x, y_j) shared by the CPU core and the CUDA
+// kernels. The first three metrics are "linear": the gradient is alpha x' - sum_j coef_j y'_j.
+template <Metric M>
+constexpr bool kLinearGradient =
+    M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine;
+
+// coef_j from the plan weight w and the cost c of one pair (linear metrics; the cosine's 1/|x_i|
+// is applied once per row by the caller; Minkowski: w / c^(p-1), pm1 = p - 1).
+template <Metric M>
+PYOT_HD double pair_coef(double w, double c, double pm1) {
+  if constexpr (M == Metric::SqEuclidean) {
+    return 2.0 * w;
+  } else if constexpr (M == Metric::Euclidean) {
+    return c > 0.0 ? w / c : 0.0;
+  } else if constexpr (M == Metric::Cosine || M == Metric::Cityblock) {
+    return w;
+  } else {
+    return c > 0.0 ? w / std::pow(c, pm1) : 0.0;
+  }
+}
+
+// d/dt |t|^p / p: sign(t) |t|^(p - 1) (cityblock: sign(t)).
+template <Metric M>
+PYOT_HD double coordinate_slope(double t, double pm1) {
+  const double s = t > 0.0 ? 1.0 : (t < 0.0 ? -1.0 : 0.0);
+  if constexpr (M == Metric::Cityblock) {
+    return s;
+  } else {
+    return s * std::pow(std::fabs(t), pm1);
+  }
+}
+
 // Calls fn(std::integral_constant<Metric, M>{}) for the run-time metric.
 template <class Fn>
 decltype(auto) dispatch_metric(Metric metric, Fn&& fn) {

@@ -1,0 +1,47 @@
+// Adaptive over-relaxation of the Sinkhorn updates, shared by the CPU driver (sinkhorn.hpp)
+// and the CUDA one (cuda/sinkhorn.cu): plain host C++, no device code.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace pyot::sinkhorn::detail {
+
+// Over-relaxation (ALGORITHMS 2.5): w = 2 / (1 + sqrt(1 - r)) from the observed linear rate r of
+// plain iterations; back to w = 1 for good if the error grows.
+class Relaxation {
+ public:
+  explicit Relaxation(bool enabled) : enabled_(enabled) {}
+  void finish_plain() { w_ = 1.0; }
+  // Feeds the error measured this iteration; returns the weight for the next updates.
+  double observe(double err) {
+    if (!enabled_) return 1.0;
+    if (w_ == 1.0) {
+      if (err > 0.0 && err < 1.0 && prev_ > 0.0 && prev2_ > 0.0) {
+        const double q1 = err / prev_, q2 = prev_ / prev2_;
+        if (q1 > 0.5 && q1 < 1.0 && std::fabs(q1 - q2) < 0.01) {
+          const double w = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - q1)));
+          if (w > 1.05) {
+            w_ = w;
+            best_ = err;
+          }
+        }
+      }
+      prev2_ = prev_;
+      prev_ = err;
+    } else {
+      best_ = std::min(best_, err);
+      if (err > 4.0 * best_ || !std::isfinite(err)) {
+        w_ = 1.0;
+        enabled_ = false;
+      }
+    }
+    return w_;
+  }
+
+ private:
+  bool enabled_;
+  double w_ = 1.0, prev_ = 0.0, prev2_ = 0.0, best_ = std::numeric_limits<double>::infinity();
+};
+
+}  // namespace pyot::sinkhorn::detail
