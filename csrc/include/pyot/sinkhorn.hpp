@@ -112,6 +112,25 @@ PYOT_MULTIVERSION void gibbs_row(const T* c, const double* h, double s, double i
 // swept once for the whole block, so each tile stays in cache while the block uses it.
 enum class Reduce { Sum, Weighted, Max };
 
+namespace detail {
+// acc op= the reduction of v_t = h_t + s - tile_t inv_eps over one row's tile.
+template <Reduce R, class T>
+PYOT_ALWAYS_INLINE void reduce_tile(const T* tile, const double* h, double s, double inv_eps,
+                                    index_t len, double& acc) {
+  if constexpr (R == Reduce::Max) {
+    double r = acc;
+#pragma omp simd reduction(max : r)
+    for (index_t t = 0; t < len; ++t) {
+      const double v = h[t] + s - double(tile[t]) * inv_eps;
+      r = v > r ? v : r;
+    }
+    acc = r;
+  } else {
+    acc += exp_sum<R == Reduce::Weighted>(tile, h, s, inv_eps, len);
+  }
+}
+}  // namespace detail
+
 template <Metric M, Reduce R, class T>
 PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
                                     index_t i1, T pexp, const double* h, const double* s,
@@ -120,23 +139,40 @@ PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, in
   for (index_t i = i0; i < i1; ++i) acc[i - i0] = R == Reduce::Max ? kNegInf : 0.0;
   for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
     const index_t j1 = std::min(q.n, j0 + kColBlock), len = j1 - j0;
-    const double* hj = h + j0;
     for (index_t i = i0; i < i1; ++i) {
       cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
-      const double si = s[i - i0];
-      if constexpr (R == Reduce::Max) {
-        double r = acc[i - i0];
-#pragma omp simd reduction(max : r)
-        for (index_t t = 0; t < len; ++t) {
-          const double v = hj[t] + si - double(tile[t]) * inv_eps;
-          r = v > r ? v : r;
-        }
-        acc[i - i0] = r;
-      } else {
-        acc[i - i0] += detail::exp_sum<R == Reduce::Weighted>(tile, hj, si, inv_eps, len);
-      }
+      detail::reduce_tile<R>(tile, h + j0, s[i - i0], inv_eps, len, acc[i - i0]);
     }
   }
+}
+
+// online_block in the matrix-product form (d >= kGemmMinDim, the costs gemm_cost_block covers):
+// the block's cost tiles (at most kRowBlock rows) by the shared dot-product micro-kernel on the
+// centred clouds, then the same per-row reductions in the same order.
+template <Metric M, Reduce R, class T>
+PYOT_MULTIVERSION void online_block_gemm(const GemmPoints<T>& g, index_t i0, index_t i1,
+                                         const double* h, const double* s, double inv_eps,
+                                         double* acc) {
+  constexpr index_t B = kRowBlock, L = kColBlock;
+  alignas(64) T tile[B * L];
+  for (index_t i = i0; i < i1; ++i) acc[i - i0] = R == Reduce::Max ? kNegInf : 0.0;
+  for (index_t r0 = i0; r0 < i1; r0 += B) {
+    const index_t r1 = std::min(i1, r0 + B);
+    for (index_t j0 = 0; j0 < g.m; j0 += L) {
+      const index_t j1 = std::min(g.m, j0 + L), len = j1 - j0;
+      gemm_cost_block<M>(g, r0, r1, j0, j1, tile, len);
+      for (index_t i = r0; i < r1; ++i)
+        detail::reduce_tile<R>(tile + (i - r0) * len, h + j0, s[i - i0], inv_eps, len,
+                               acc[i - i0]);
+    }
+  }
+}
+
+// out_j = c(x_i, y_j) for one row i in the matrix-product form.
+template <Metric M, class T>
+PYOT_MULTIVERSION void gemm_cost_row(const GemmPoints<T>& g, index_t i, index_t j0, index_t j1,
+                                     T* out) {
+  gemm_cost_block<M>(g, i, i + 1, j0, j1, out, j1 - j0);
 }
 
 // The k largest of v[0..len) (len >= k): their indices in idx and values in val.
@@ -247,65 +283,99 @@ class DenseCost {
 
 // ---------------------------------------------------------------------------------------------
 // A lazy cost between two point clouds: R x T cost tiles evaluated on the fly, O((n + m) d)
-// memory. The metric is a template parameter so the tile loop is branch-free.
+// memory. The metric is a template parameter so the tile loop is branch-free. From
+// kGemmMinDim coordinates on, the squared Euclidean, Euclidean and cosine tiles are built in
+// the matrix-product form (gemm_cost_block on clouds centred by their common mean, unit rows for
+// the cosine), as the dense cost matrix and the map kernels build them; the column half-steps
+// use the same centred clouds with the roles exchanged, so both see the same costs bit for bit.
 template <class T, Metric M>
 class OnlineCost {
+  static constexpr bool kGemmMetric =
+      M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine;
+
  public:
   OnlineCost(MatrixView<T> x, MatrixView<T> y, double p)
-      : x_(x, M == Metric::Cosine), y_(y, M == Metric::Cosine), p_(T(p)) {}
-  index_t rows() const { return x_.n; }
-  index_t cols() const { return y_.n; }
+      : gemm_(kGemmMetric && x.cols >= kGemmMinDim), n_(x.rows), m_(y.rows), p_(T(p)) {
+    if (gemm_) {
+      gxy_.assign(x, y, M == Metric::Cosine ? GemmCentre::Unit : GemmCentre::Both);
+      gyx_ = gxy_.swapped();
+    } else {
+      x_ = PointsT<T>(x, M == Metric::Cosine);
+      y_ = PointsT<T>(y, M == Metric::Cosine);
+    }
+  }
+  index_t rows() const { return n_; }
+  index_t cols() const { return m_; }
 
   void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out,
                      int threads) const {
-    log_ratio(x_, y_, hb, s, inv_eps, out, threads);
+    log_ratio(false, hb, s, inv_eps, out, threads);
   }
   void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out,
                      int threads) const {
-    log_ratio(y_, x_, ha, s, inv_eps, out, threads);  // every metric here is symmetric
+    log_ratio(true, ha, s, inv_eps, out, threads);  // every metric here is symmetric
   }
 
   void row_weighted_costs(index_t i0, index_t i1, const double* hb, const double* ha,
                           double inv_eps, double* out) const {
-    online_block<M, Reduce::Weighted>(x_, y_, i0, i1, p_, hb, ha + i0, inv_eps, out);
+    block<Reduce::Weighted>(false, i0, i1, hb, ha + i0, inv_eps, out);
   }
 
   void gibbs_values(index_t i, const double* h, double s, double inv_eps, double* out) const {
     T tile[kColBlock];
     for (index_t j0 = 0; j0 < cols(); j0 += kColBlock) {
       const index_t j1 = std::min(cols(), j0 + kColBlock);
-      cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
+      if constexpr (kGemmMetric) {
+        if (gemm_) gemm_cost_row<M>(gxy_, i, j0, j1, tile);
+      }
+      if (!gemm_) cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
       gibbs_row(tile, h + j0, s, inv_eps, j1 - j0, out + j0);
     }
   }
 
  private:
+  // acc[i - i0] = the reduction R of h_j + s[i - i0] - c(p_i, q_j) inv_eps over j for rows
+  // [i0, i1) of p (p = x, q = y, or exchanged when `cols`).
+  template <Reduce R>
+  void block(bool cols, index_t i0, index_t i1, const double* h, const double* s, double inv_eps,
+             double* acc) const {
+    if constexpr (kGemmMetric) {
+      if (gemm_) {
+        online_block_gemm<M, R>(cols ? gyx_ : gxy_, i0, i1, h, s, inv_eps, acc);
+        return;
+      }
+    }
+    online_block<M, R>(cols ? y_ : x_, cols ? x_ : y_, i0, i1, p_, h, s, inv_eps, acc);
+  }
+
   // out_i = log sum_j exp(h_j + s_i - c(p_i, q_j) inv_eps): a block of rows sweeps the column
   // tiles together so each tile of q stays in cache while the block uses it.
-  void log_ratio(const PointsT<T>& p, const PointsT<T>& q, const double* h, const double* s,
-                 double inv_eps, double* out, int threads) const {
-    for_blocks(p.n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+  void log_ratio(bool cols, const double* h, const double* s, double inv_eps, double* out,
+                 int threads) const {
+    for_blocks(cols ? m_ : n_, kRowBlock, threads, [&](index_t i0, index_t i1) {
       double acc[kRowBlock];
-      online_block<M, Reduce::Sum>(p, q, i0, i1, p_, h, s + i0, inv_eps, acc);
+      block<Reduce::Sum>(cols, i0, i1, h, s + i0, inv_eps, acc);
       for (index_t i = i0; i < i1; ++i)
         out[i] = in_safe_range(acc[i - i0]) ? std::log(acc[i - i0])
-                                            : exact_row(p, q, i, h, s[i], inv_eps);
+                                            : exact_row(cols, i, h, s[i], inv_eps);
     });
   }
 
   // The exact log-sum-exp of one row: its maximum first, then the sum shifted by it.
-  double exact_row(const PointsT<T>& p, const PointsT<T>& q, index_t i, const double* h, double s,
-                   double inv_eps) const {
+  double exact_row(bool cols, index_t i, const double* h, double s, double inv_eps) const {
     double mx;
-    online_block<M, Reduce::Max>(p, q, i, i + 1, p_, h, &s, inv_eps, &mx);
+    block<Reduce::Max>(cols, i, i + 1, h, &s, inv_eps, &mx);
     if (mx == kNegInf) return kNegInf;
     const double shifted = s - mx;
     double sum;
-    online_block<M, Reduce::Sum>(p, q, i, i + 1, p_, h, &shifted, inv_eps, &sum);
+    block<Reduce::Sum>(cols, i, i + 1, h, &shifted, inv_eps, &sum);
     return mx + std::log(sum);
   }
 
-  PointsT<T> x_, y_;
+  bool gemm_;
+  index_t n_, m_;
+  PointsT<T> x_, y_;         // the direct form's clouds (empty in the matrix-product form)
+  GemmPoints<T> gxy_, gyx_;  // the matrix-product form's centred clouds, x against y and back
   T p_;
 };
 
