@@ -516,22 +516,34 @@ class ScalingKernel {
     return all_finite(out, n);
   }
 
+  // K^T (a .* u) streams K row by row, as the row pass does (a column block striding down the
+  // rows ran at half its speed): each fixed block of rows sums into its own vector of column
+  // partials, reduced over the blocks in order (independent of the thread count).
   template <class K>
   bool col_pass(const K* k, const double* f, const double* g, const double* loga, double* out,
                 int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
     for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga[i] + (f[i] - alpha_[i]) * inv_eps);
+    const index_t block = std::max(kRowBlock, n_blocks(n, kColPartials));
+    const index_t blocks = n_blocks(n, block);
+    partial_.resize(std::size_t(blocks) * std::size_t(m));
+    for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
+      double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
+      std::fill(acc, acc + m, 0.0);
+      for (index_t i = i0; i < i1; ++i)
+        if (u_[i] != 0.0) col_axpy(k + i * m, u_[i], m, acc);
+    });
     for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
-      const index_t len = j1 - j0;
-      double acc[kColBlock] = {};
-      for (index_t i = 0; i < n; ++i)
-        if (u_[i] != 0.0) col_axpy(k + i * m + j0, u_[i], len, acc);
-      for (index_t t = 0; t < len; ++t)
-        out[j0 + t] = (g[j0 + t] - beta_[j0 + t]) * inv_eps + std::log(acc[t]);
+      for (index_t j = j0; j < j1; ++j) {
+        double sum = 0.0;
+        for (index_t t = 0; t < blocks; ++t) sum += partial_[std::size_t(t) * std::size_t(m) + j];
+        out[j] = (g[j] - beta_[j]) * inv_eps + std::log(sum);
+      }
     });
     return all_finite(out, m);
   }
+  static constexpr index_t kColPartials = 32;  // row blocks of the column pass (at most)
 
   // Rounds a row to float; true when every entry is a normal float (rounding relative 2^-24)
   // with room for the scalings.
@@ -561,6 +573,7 @@ class ScalingKernel {
   std::vector<double> k_;  // double K: no accuracy floor near 1e-7
   std::vector<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
+  std::vector<double> partial_;  // the column pass's per-block partial sums
 };
 
 // ---------------------------------------------------------------------------------------------
