@@ -114,6 +114,25 @@ PYOT_MULTIVERSION void gibbs_row(const T* c, const double* h, double s, double i
 // swept once for the whole block, so each tile stays in cache while the block uses it.
 enum class Reduce { Sum, Weighted, Max };
 
+namespace detail {
+// acc op= the reduction of v_t = h_t + s - tile_t inv_eps over one row's tile.
+template <Reduce R, class T>
+PYOT_ALWAYS_INLINE void reduce_tile(const T* tile, const double* h, double s, double inv_eps,
+                                    index_t len, double& acc) {
+  if constexpr (R == Reduce::Max) {
+    double r = acc;
+#pragma omp simd reduction(max : r)
+    for (index_t t = 0; t < len; ++t) {
+      const double v = h[t] + s - double(tile[t]) * inv_eps;
+      r = v > r ? v : r;
+    }
+    acc = r;
+  } else {
+    acc += exp_sum<R == Reduce::Weighted>(tile, h, s, inv_eps, len);
+  }
+}
+}  // namespace detail
+
 template <Metric M, Reduce R, class T>
 PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
                                     index_t i1, T pexp, const double* h, const double* s,
@@ -122,23 +141,40 @@ PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, in
   for (index_t i = i0; i < i1; ++i) acc[i - i0] = R == Reduce::Max ? kNegInf : 0.0;
   for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
     const index_t j1 = std::min(q.n, j0 + kColBlock), len = j1 - j0;
-    const double* hj = h + j0;
     for (index_t i = i0; i < i1; ++i) {
       cost_row_tile<M>(p.point(i), q, j0, j1, pexp, tile);
-      const double si = s[i - i0];
-      if constexpr (R == Reduce::Max) {
-        double r = acc[i - i0];
-#pragma omp simd reduction(max : r)
-        for (index_t t = 0; t < len; ++t) {
-          const double v = hj[t] + si - double(tile[t]) * inv_eps;
-          r = v > r ? v : r;
-        }
-        acc[i - i0] = r;
-      } else {
-        acc[i - i0] += detail::exp_sum<R == Reduce::Weighted>(tile, hj, si, inv_eps, len);
-      }
+      detail::reduce_tile<R>(tile, h + j0, s[i - i0], inv_eps, len, acc[i - i0]);
     }
   }
+}
+
+// online_block in the matrix-product form (d >= kGemmMinDim, the costs gemm_cost_block covers):
+// the block's cost tiles (at most kRowBlock rows) by the shared dot-product micro-kernel on the
+// centred clouds, then the same per-row reductions in the same order.
+template <Metric M, Reduce R, class T>
+PYOT_MULTIVERSION void online_block_gemm(const GemmPoints<T>& g, index_t i0, index_t i1,
+                                         const double* h, const double* s, double inv_eps,
+                                         double* acc) {
+  constexpr index_t B = kRowBlock, L = kColBlock;
+  alignas(64) T tile[B * L];
+  for (index_t i = i0; i < i1; ++i) acc[i - i0] = R == Reduce::Max ? kNegInf : 0.0;
+  for (index_t r0 = i0; r0 < i1; r0 += B) {
+    const index_t r1 = std::min(i1, r0 + B);
+    for (index_t j0 = 0; j0 < g.m; j0 += L) {
+      const index_t j1 = std::min(g.m, j0 + L), len = j1 - j0;
+      gemm_cost_block<M>(g, r0, r1, j0, j1, tile, len);
+      for (index_t i = r0; i < r1; ++i)
+        detail::reduce_tile<R>(tile + (i - r0) * len, h + j0, s[i - i0], inv_eps, len,
+                               acc[i - i0]);
+    }
+  }
+}
+
+// out_j = c(x_i, y_j) for one row i in the matrix-product form.
+template <Metric M, class T>
+PYOT_MULTIVERSION void gemm_cost_row(const GemmPoints<T>& g, index_t i, index_t j0, index_t j1,
+                                     T* out) {
+  gemm_cost_block<M>(g, i, i + 1, j0, j1, out, j1 - j0);
 }
 
 // The k largest of v[0..len) (len >= k): their indices in idx and values in val.
@@ -341,65 +377,99 @@ void plan_product(const DenseCost<T>& cost, const double* a, const double* b, co
 
 // ---------------------------------------------------------------------------------------------
 // A lazy cost between two point clouds: R x T cost tiles evaluated on the fly, O((n + m) d)
-// memory. The metric is a template parameter so the tile loop is branch-free.
+// memory. The metric is a template parameter so the tile loop is branch-free. From
+// kGemmMinDim coordinates on, the squared Euclidean, Euclidean and cosine tiles are built in
+// the matrix-product form (gemm_cost_block on clouds centred by their common mean, unit rows for
+// the cosine), as the dense cost matrix and the map kernels build them; the column half-steps
+// use the same centred clouds with the roles exchanged, so both see the same costs bit for bit.
 template <class T, Metric M>
 class OnlineCost {
+  static constexpr bool kGemmMetric =
+      M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine;
+
  public:
   OnlineCost(MatrixView<T> x, MatrixView<T> y, double p)
-      : x_(x, M == Metric::Cosine), y_(y, M == Metric::Cosine), p_(T(p)) {}
-  index_t rows() const { return x_.n; }
-  index_t cols() const { return y_.n; }
+      : gemm_(kGemmMetric && x.cols >= kGemmMinDim), n_(x.rows), m_(y.rows), p_(T(p)) {
+    if (gemm_) {
+      gxy_.assign(x, y, M == Metric::Cosine ? GemmCentre::Unit : GemmCentre::Both);
+      gyx_ = gxy_.swapped();
+    } else {
+      x_ = PointsT<T>(x, M == Metric::Cosine);
+      y_ = PointsT<T>(y, M == Metric::Cosine);
+    }
+  }
+  index_t rows() const { return n_; }
+  index_t cols() const { return m_; }
 
   void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out,
                      int threads) const {
-    log_ratio(x_, y_, hb, s, inv_eps, out, threads);
+    log_ratio(false, hb, s, inv_eps, out, threads);
   }
   void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out,
                      int threads) const {
-    log_ratio(y_, x_, ha, s, inv_eps, out, threads);  // every metric here is symmetric
+    log_ratio(true, ha, s, inv_eps, out, threads);  // every metric here is symmetric
   }
 
   void row_weighted_costs(index_t i0, index_t i1, const double* hb, const double* ha,
                           double inv_eps, double* out) const {
-    online_block<M, Reduce::Weighted>(x_, y_, i0, i1, p_, hb, ha + i0, inv_eps, out);
+    block<Reduce::Weighted>(false, i0, i1, hb, ha + i0, inv_eps, out);
   }
 
   void gibbs_values(index_t i, const double* h, double s, double inv_eps, double* out) const {
     T tile[kColBlock];
     for (index_t j0 = 0; j0 < cols(); j0 += kColBlock) {
       const index_t j1 = std::min(cols(), j0 + kColBlock);
-      cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
+      if constexpr (kGemmMetric) {
+        if (gemm_) gemm_cost_row<M>(gxy_, i, j0, j1, tile);
+      }
+      if (!gemm_) cost_row_tile<M>(x_.point(i), y_, j0, j1, p_, tile);
       gibbs_row(tile, h + j0, s, inv_eps, j1 - j0, out + j0);
     }
   }
 
  private:
+  // acc[i - i0] = the reduction R of h_j + s[i - i0] - c(p_i, q_j) inv_eps over j for rows
+  // [i0, i1) of p (p = x, q = y, or exchanged when `cols`).
+  template <Reduce R>
+  void block(bool cols, index_t i0, index_t i1, const double* h, const double* s, double inv_eps,
+             double* acc) const {
+    if constexpr (kGemmMetric) {
+      if (gemm_) {
+        online_block_gemm<M, R>(cols ? gyx_ : gxy_, i0, i1, h, s, inv_eps, acc);
+        return;
+      }
+    }
+    online_block<M, R>(cols ? y_ : x_, cols ? x_ : y_, i0, i1, p_, h, s, inv_eps, acc);
+  }
+
   // out_i = log sum_j exp(h_j + s_i - c(p_i, q_j) inv_eps): a block of rows sweeps the column
   // tiles together so each tile of q stays in cache while the block uses it.
-  void log_ratio(const PointsT<T>& p, const PointsT<T>& q, const double* h, const double* s,
-                 double inv_eps, double* out, int threads) const {
-    for_blocks(p.n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+  void log_ratio(bool cols, const double* h, const double* s, double inv_eps, double* out,
+                 int threads) const {
+    for_blocks(cols ? m_ : n_, kRowBlock, threads, [&](index_t i0, index_t i1) {
       double acc[kRowBlock];
-      online_block<M, Reduce::Sum>(p, q, i0, i1, p_, h, s + i0, inv_eps, acc);
+      block<Reduce::Sum>(cols, i0, i1, h, s + i0, inv_eps, acc);
       for (index_t i = i0; i < i1; ++i)
         out[i] = in_safe_range(acc[i - i0]) ? std::log(acc[i - i0])
-                                            : exact_row(p, q, i, h, s[i], inv_eps);
+                                            : exact_row(cols, i, h, s[i], inv_eps);
     });
   }
 
   // The exact log-sum-exp of one row: its maximum first, then the sum shifted by it.
-  double exact_row(const PointsT<T>& p, const PointsT<T>& q, index_t i, const double* h, double s,
-                   double inv_eps) const {
+  double exact_row(bool cols, index_t i, const double* h, double s, double inv_eps) const {
     double mx;
-    online_block<M, Reduce::Max>(p, q, i, i + 1, p_, h, &s, inv_eps, &mx);
+    block<Reduce::Max>(cols, i, i + 1, h, &s, inv_eps, &mx);
     if (mx == kNegInf) return kNegInf;
     const double shifted = s - mx;
     double sum;
-    online_block<M, Reduce::Sum>(p, q, i, i + 1, p_, h, &shifted, inv_eps, &sum);
+    block<Reduce::Sum>(cols, i, i + 1, h, &shifted, inv_eps, &sum);
     return mx + std::log(sum);
   }
 
-  PointsT<T> x_, y_;
+  bool gemm_;
+  index_t n_, m_;
+  PointsT<T> x_, y_;         // the direct form's clouds (empty in the matrix-product form)
+  GemmPoints<T> gxy_, gyx_;  // the matrix-product form's centred clouds, x against y and back
   T p_;
 };
 
@@ -588,6 +658,7 @@ class ScalingKernel {
     return all_finite(out, n);
   }
 
+  // out_j = log((K^T (a .* u))_j) + (g_j - beta_j) / eps.
   template <class K>
   bool col_pass(const K* k, const double* f, const double* g, const double* loga, double* out,
                 int threads) {
@@ -719,6 +790,22 @@ constexpr index_t kNewtonK = 16;
 constexpr index_t kNewtonMaxK = 128;
 constexpr double kNewtonCoverage = 0.99;
 constexpr index_t kNewtonCgIter = 300;
+// The Newton system is solved by elimination (exact, O(s^3), s = min(n, m)) up to
+// kNewtonDirect, and there too when CG fails, up to kNewtonDirectMax: a near-permutation plan
+// (translations, eps far below the nearest-neighbour cost) spans many orders of magnitude and
+// CG stalls on it, handing back to a Sinkhorn that crawls (measured on translated Gaussian
+// clouds, n = 100, eps = 0.01: > 10000 iterations).
+constexpr index_t kNewtonDirect = 256;
+constexpr index_t kNewtonDirectMax = 1024;
+// The Newton system's ridge relative to its largest diagonal entry: kNewtonRidge, raised by
+// kNewtonDampingFactor up to kNewtonMaxDamping while the line search finds no step of at least
+// kNewtonMinStep.
+constexpr double kNewtonRidge = 1e-10;
+constexpr double kNewtonDampingFactor = 10.0;
+constexpr double kNewtonMaxDamping = 1e-1;
+constexpr double kNewtonMinStep = 1.0 / 8;
+// Sinkhorn iterations after a failed Newton attempt before the next (doubled after each).
+constexpr index_t kNewtonRetry = 10;
 
 namespace detail {
 
@@ -779,7 +866,9 @@ inline double dot_masked(const double* w, const double* x, index_t len) {
 // gradients to a relative residual `rtol`.
 class SparseHessian {
  public:
-  SparseHessian(index_t n, index_t m, index_t k, const index_t* idx, const double* val)
+  // `damping`: the ridge relative to the largest diagonal entry.
+  SparseHessian(index_t n, index_t m, index_t k, const index_t* idx, const double* val,
+                double damping)
       : n_(n), m_(m), k_(k), idx_(idx), val_(val), row_(n, 0.0), col_(m, 0.0) {
     for (index_t i = 0; i < n; ++i)
       for (index_t t = 0; t < k; ++t) {
@@ -789,7 +878,7 @@ class SparseHessian {
     double scale = 0.0;
     for (double v : row_) scale = std::max(scale, v);
     for (double v : col_) scale = std::max(scale, v);
-    ridge_ = 1e-10 * scale + 1e-300;
+    ridge_ = damping * scale + 1e-300;
   }
 
   void apply(const double* x, double* y) const {
@@ -808,7 +897,8 @@ class SparseHessian {
     }
   }
 
-  void solve(const double* rhs, double* d, double rtol, index_t max_iter) const {
+  // True when CG reached the relative residual rtol within max_iter iterations.
+  bool solve(const double* rhs, double* d, double rtol, index_t max_iter) const {
     const index_t len = n_ + m_;
     std::vector<double> r(rhs, rhs + len), z(len), p(len), q(len), inv_diag(len);
     for (index_t i = 0; i < n_; ++i) inv_diag[i] = 1.0 / (row_[i] + ridge_);
@@ -825,7 +915,7 @@ class SparseHessian {
     for (index_t it = 0; it < max_iter; ++it) {
       double rr = 0.0;
       for (index_t t = 0; t < len; ++t) rr += r[t] * r[t];
-      if (rr <= stop || rz <= 0.0) break;
+      if (rr <= stop || rz <= 0.0) return true;
       apply(p.data(), q.data());
       double pq = 0.0;
       for (index_t t = 0; t < len; ++t) pq += p[t] * q[t];
@@ -841,6 +931,96 @@ class SparseHessian {
       const double beta = rz_new / rz;
       rz = rz_new;
       for (index_t t = 0; t < len; ++t) p[t] = z[t] + beta * p[t];
+    }
+    double rr = 0.0;
+    for (index_t t = 0; t < len; ++t) rr += r[t] * r[t];
+    return rr <= stop;
+  }
+
+  // Solves M d = rhs exactly by elimination: with d = (x, -y) the system is the Laplacian of
+  // the bipartite graph weighted by the kept entries, whose nodes of the larger side are
+  // eliminated first (no fill among them: each adds a clique of its neighbours to a dense
+  // Laplacian on the smaller side), then the dense one in the GTH manner [Grassmann 1985]:
+  // every pivot is recomputed as the sum of the remaining off-diagonal weights, so no
+  // subtraction ever occurs and the entries keep full relative accuracy however widely the
+  // plan's entries range (a near-permutation plan spans 1e-30 and more, where CG stalls). The
+  // ridge, an edge from every node to a ground node, fixes the (1, -1) null direction and
+  // bounds the step on modes whose curvature is below the gradient's rounding (they carry a
+  // marginal error of the ridge's order, far below any tolerance).
+  // O(nnz k + s^3) time and s^2 memory, s = min(n, m).
+  void solve_direct(const double* rhs, double* d) const {
+    const bool rows_big = n_ >= m_;
+    const index_t big = rows_big ? n_ : m_, small = rows_big ? m_ : n_;
+    const index_t off_big = rows_big ? 0 : n_, off_small = rows_big ? n_ : 0;
+    const double sign_big = rows_big ? 1.0 : -1.0;  // the Laplacian's unknowns are (x, -y)
+    // The big side's adjacency (node -> small-side neighbours, weights) in CSR form.
+    std::vector<index_t> start(big + 1, 0), nbr(n_ * k_);
+    std::vector<double> wt(n_ * k_);
+    if (rows_big) {
+      for (index_t i = 0; i <= n_; ++i) start[i] = i * k_;
+      std::copy(idx_, idx_ + n_ * k_, nbr.begin());
+      std::copy(val_, val_ + n_ * k_, wt.begin());
+    } else {
+      for (index_t e = 0; e < n_ * k_; ++e) ++start[idx_[e] + 1];
+      for (index_t j = 0; j < m_; ++j) start[j + 1] += start[j];
+      std::vector<index_t> fill(start.begin(), start.end() - 1);
+      for (index_t i = 0; i < n_; ++i)
+        for (index_t t = 0; t < k_; ++t) {
+          const index_t e = fill[idx_[i * k_ + t]]++;
+          nbr[e] = i;
+          wt[e] = val_[i * k_ + t];
+        }
+    }
+    // Eliminate the big side: W (dense, small x small) and the small side's right-hand side.
+    // The ridge is an edge to a ground node that is never eliminated (weight ground[s]).
+    std::vector<double> w(std::size_t(small) * std::size_t(small), 0.0), r(small), pivot(big);
+    std::vector<double> ground(small, ridge_);
+    for (index_t s = 0; s < small; ++s) r[s] = sign_big * -rhs[off_small + s];
+    for (index_t v = 0; v < big; ++v) {
+      double dv = ridge_;
+      for (index_t e = start[v]; e < start[v + 1]; ++e) dv += wt[e];
+      pivot[v] = dv;
+      const double rv = sign_big * rhs[off_big + v] / dv;
+      for (index_t e = start[v]; e < start[v + 1]; ++e) {
+        const index_t s1 = nbr[e];
+        const double c = wt[e] / dv;
+        r[s1] += wt[e] * rv;
+        ground[s1] += c * ridge_;
+        for (index_t q = start[v]; q < start[v + 1]; ++q)
+          if (nbr[q] != s1) w[std::size_t(s1) * small + nbr[q]] += c * wt[q];
+      }
+    }
+    // GTH elimination of the dense Laplacian, then back substitution.
+    std::vector<double> piv(small), x(small, 0.0);
+    for (index_t k = 0; k < small; ++k) {
+      double* wk = w.data() + std::size_t(k) * small;
+      double dk = ground[k];
+      for (index_t j = k + 1; j < small; ++j) dk += wk[j];
+      piv[k] = dk;
+      const double rk = r[k] / dk;
+      for (index_t i = k + 1; i < small; ++i) {
+        const double wik = wk[i];  // symmetric: W_ik = W_ki
+        if (wik == 0.0) continue;
+        r[i] += wik * rk;
+        ground[i] += wik * ground[k] / dk;
+        double* wi = w.data() + std::size_t(i) * small;
+        const double c = wik / dk;
+#pragma omp simd
+        for (index_t j = k + 1; j < small; ++j) wi[j] += c * wk[j];
+        wi[i] = 0.0;  // no self-loop: pivots are sums of off-diagonal weights
+      }
+    }
+    for (index_t k = small - 1; k >= 0; --k) {
+      const double* wk = w.data() + std::size_t(k) * small;
+      double acc = r[k];
+      for (index_t j = k + 1; j < small; ++j) acc += wk[j] * x[j];
+      x[k] = acc / piv[k];
+    }
+    for (index_t s = 0; s < small; ++s) d[off_small + s] = -sign_big * x[s];
+    for (index_t v = 0; v < big; ++v) {
+      double acc = sign_big * rhs[off_big + v];
+      for (index_t e = start[v]; e < start[v + 1]; ++e) acc += wt[e] * x[nbr[e]];
+      d[off_big + v] = sign_big * acc / pivot[v];
     }
   }
 
@@ -1023,6 +1203,8 @@ class Driver {
     detail::Relaxation relax(o_.overrelax && balanced);
     const bool newton_ok = tol == o_.tol && o_.method == Method::Auto && balanced;
     double newton_below = kNewtonStart;
+    index_t retry_at = o_.max_iter, retry_gap = kNewtonRetry;
+    newton_damping_ = kNewtonRidge;
     std::vector<double> history;  // error estimates of this stage
     cols_exact_ = exact_cols_ = false;
     double col_err = kInf;
@@ -1053,10 +1235,16 @@ class Driver {
       if (res_.n_iter >= cap) return;
       const double est = cols_exact_ ? row_err_ : row_err_ + col_err;
       history.push_back(est);
-      if (newton_ok && est <= newton_below && newton_pays(history, tol)) {
+      if (newton_ok && (est <= newton_below || res_.n_iter >= retry_at) &&
+          newton_pays(history, tol)) {
         if (newton(eps, tol, sinkhorn_rate(history))) return;
-        // The plan is not sparse enough yet, or the line search failed: Sinkhorn goes on from
-        // the current iterate and Newton is tried again once the error is 100x smaller.
+        // The plan is not sparse enough yet, or Newton made slow progress (far from the
+        // solution it moves some potentials by about eps per step): Sinkhorn goes on from the
+        // current iterate, and Newton is tried again once the error is 100x smaller or after
+        // retry_gap iterations, the gap doubling with every failed attempt (a Sinkhorn crawling
+        // at a rate near 1 would take thousands of iterations for that 100x).
+        retry_at = res_.n_iter + retry_gap;
+        retry_gap *= 2;
         newton_below = 1e-2 * std::min(est, row_err_);
         continue;
       }
@@ -1132,6 +1320,7 @@ class Driver {
     std::vector<double> val, rhs(n_ + m_), d(n_ + m_), fn(n_), gn(m_), rn(n_);
     const double* a = w_.a;
     const double* b = w_.b;
+    double& damping = newton_damping_;
     if (approx_) {  // r_ from a float kernel: Newton works on the exact ratios
       logdom_.row_log_ratio(f_, g_, eps, r_.data(), threads_);
       approx_ = false;
@@ -1162,28 +1351,43 @@ class Driver {
       const index_t k =
           sparse_plan(eps, kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_), idx, val);
       if (k == 0) return false;
-      detail::SparseHessian(n_, m_, k, idx.data(), val.data())
-          .solve(rhs.data(), d.data(), 1e-3, kNewtonCgIter);
-      double slope = 0.0;  // directional derivative of the dual along d
-      for (index_t t = 0; t < n_ + m_; ++t) slope += rhs[t] * d[t] / eps;
-      if (!(slope > 0.0)) return false;
+      // The step solves (H + ridge) d = eps grad. Far from the solution the exact Newton step
+      // overshoots on the weakly coupled modes (the dual is exponential there): when the line
+      // search finds no step of at least kNewtonMinStep, the ridge is raised (damping those
+      // modes first, a Levenberg-Marquardt step) and lowered again after full steps.
       bool accepted = false;
-      for (double t = 1.0; t > 1e-6 && !accepted; t *= 0.5) {
-        for (index_t i = 0; i < n_; ++i) fn[i] = f_[i] + t * d[i];
-        for (index_t j = 0; j < m_; ++j) gn[j] = g_[j] + t * d[n_ + j];
-        logdom_.row_log_ratio(fn.data(), gn.data(), eps, rn.data(), threads_);
-        const double trial = detail::dot_masked(a, fn.data(), n_) +
-                             detail::dot_masked(b, gn.data(), m_) -
-                             eps * detail::mass_from_ratio(a, rn.data(), n_);
-        const double slack = 1e-13 * (std::fabs(dual) + eps);  // round-off of the dual
-        if (std::isfinite(trial) && trial >= dual + 1e-4 * t * slope - slack) {
-          accepted = true;
-          dual = trial;
-          f_ = std::copy(fn.begin(), fn.end(), f_) - n_;
-          g_ = std::copy(gn.begin(), gn.end(), g_) - m_;
-          r_.swap(rn);
+      double step = 0.0;
+      while (!accepted) {
+        const detail::SparseHessian hess(n_, m_, k, idx.data(), val.data(), damping);
+        const index_t side = std::min(n_, m_);
+        if (side <= kNewtonDirect ||
+            (!hess.solve(rhs.data(), d.data(), 1e-3, kNewtonCgIter) && side <= kNewtonDirectMax))
+          hess.solve_direct(rhs.data(), d.data());
+        double slope = 0.0;  // directional derivative of the dual along d
+        for (index_t t = 0; t < n_ + m_; ++t) slope += rhs[t] * d[t] / eps;
+        if (!(slope > 0.0)) return false;
+        const bool last = damping >= kNewtonMaxDamping;
+        for (double t = 1.0; t >= (last ? 1e-6 : kNewtonMinStep) && !accepted; t *= 0.5) {
+          for (index_t i = 0; i < n_; ++i) fn[i] = f_[i] + t * d[i];
+          for (index_t j = 0; j < m_; ++j) gn[j] = g_[j] + t * d[n_ + j];
+          logdom_.row_log_ratio(fn.data(), gn.data(), eps, rn.data(), threads_);
+          const double trial = detail::dot_masked(a, fn.data(), n_) +
+                               detail::dot_masked(b, gn.data(), m_) -
+                               eps * detail::mass_from_ratio(a, rn.data(), n_);
+          const double slack = 1e-13 * (std::fabs(dual) + eps);  // round-off of the dual
+          if (std::isfinite(trial) && trial >= dual + 1e-4 * t * slope - slack) {
+            accepted = true;
+            step = t;
+            dual = trial;
+            f_ = std::copy(fn.begin(), fn.end(), f_) - n_;
+            g_ = std::copy(gn.begin(), gn.end(), g_) - m_;
+            r_.swap(rn);
+          }
         }
+        if (!accepted && last) break;
+        if (!accepted) damping *= kNewtonDampingFactor;
       }
+      if (step == 1.0) damping = std::max(kNewtonRidge, damping / kNewtonDampingFactor);
       if (!accepted) return false;
       ++res_.n_iter;
     }
@@ -1241,6 +1445,7 @@ class Driver {
   bool on_scaling_ = false, cols_exact_ = false;
   bool approx_ = false;      // r_ and cols_exact_ come from a float kernel (not exact)
   bool exact_cols_ = false;  // c_ holds the exact column ratios at (f, g)
+  double newton_damping_ = kNewtonRidge;  // the Newton system's ridge, kept between attempts
   Result res_;
 };
 

@@ -234,6 +234,20 @@ struct GemmPoints {
     for (index_t j = 0; j < m; ++j)
       yn[j] = put_row(yrow(j), yc.data() + (j / P) * P * d + j % P, P);
   }
+
+  // The same centred clouds with the roles of x and y exchanged: its costs are those of this
+  // one transposed, bit for bit (the same coordinates, products and sums).
+  GemmPoints swapped() const {
+    constexpr index_t P = kPanel<T>;
+    GemmPoints out;
+    out.n = m, out.m = n, out.d = d;
+    out.xn = yn, out.yn = xn;
+    out.xr.resize(std::size_t(m * d));
+    for (index_t j = 0; j < m; ++j)
+      for (index_t k = 0; k < d; ++k) out.xr[j * d + k] = yc[(j / P) * P * d + k * P + j % P];
+    to_panels<T>(n, d, [&](index_t i) { return xr.data() + i * d; }, out.yc);
+    return out;
+  }
 };
 
 // out[(i - i0) * ld + (j - j0)] = c(x_i, y_j) for i in [i0, i1), j in [j0, j1) in the GEMM form:
