@@ -45,3 +45,12 @@ def attach(rule: Rule, out: np.ndarray | float, *inputs: torch.Tensor | None) ->
     """``out`` as a tensor (the inputs' dtype and device) whose gradient the rule gives."""
     dtype = next(t.dtype for t in inputs if t is not None)
     return _Attached.apply(rule, out, dtype, *inputs)
+
+
+def unsupported(message: str) -> Rule:
+    """A rule for outputs that have no gradient here: backward raises, never returns zeros."""
+
+    def rule(grad, inputs, needs):
+        raise NotImplementedError(message)
+
+    return rule
