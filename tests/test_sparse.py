@@ -390,7 +390,7 @@ class TestDtypesThreadsLayout:
     def test_thread_count_independence(self, rng):
         # Large enough for the core to use several threads (small problems stay on one);
         # bit-identical results need no convergence, so a few iterations suffice.
-        cost, a, b = problem(rng, 700, 650)
+        cost, a, b = problem(rng, 760, 720)  # 2 threads: one per 2^18 entries
 
         def solve(threads):
             with warnings.catch_warnings():
