@@ -40,6 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--pot-max-size", type=int, default=5000, help="skip POT above this n (default 5000)"
     )
+    group.add_argument(
+        "--pot-solvers", type=_pot_solvers, default=POT_SOLVERS,
+        help="POT solvers to time, comma-separated (default smooth_ot_dual,smooth_ot_semi_dual;"
+        " each takes minutes per case from n = 2000 on)",
+    )
+
+
+def _pot_solvers(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in names if t not in POT_SOLVERS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected names from {', '.join(POT_SOLVERS)}")
+    return names
 
 
 @dataclass
@@ -118,7 +131,7 @@ def _case(ctx: dict[str, Any], n: int, k: int, reg: float) -> dict[str, Any]:
     cost, a, b = _inputs(n, args.seed)
     out: dict[str, Any] = {"n": n, "k": k, "reg": reg, "pot": []}
     if ctx["ot"] is not None and n <= args.pot_max_size:
-        for name in POT_SOLVERS:
+        for name in args.pot_solvers:
             cm.settle()
             with cm.blas_threads(args.threads):
                 out["pot"].append(

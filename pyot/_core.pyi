@@ -277,14 +277,14 @@ def sparse_objective(cost_t: numpy.typing.NDArray[numpy.float64], a: numpy.typin
     The concave (semi-)dual F(x) over the transposed cost (m, n): returns (F, grad F, marginal error of the plan at x).
     """
 @typing.overload
-def sparse_solve(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+def sparse_solve(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, polish: bool = True) -> tuple:
     """
-    Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual (1). Returns (status, stalled, n_iter, marginal_error, value, objective, f, g, col_ptr, rows, values); the last three are the plan in CSC form.
+    Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual (1); polish: where k binds, try quadratic OT on the top-k support. Returns (status, stalled, polished, n_iter, marginal_error, value, objective, f, g, col_ptr, rows, values); the last three are the plan in CSC form.
     """
 @typing.overload
-def sparse_solve(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple:
+def sparse_solve(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], *, k: typing.SupportsInt | typing.SupportsIndex, reg: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, formulation: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, polish: bool = True) -> tuple:
     """
-    Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual (1). Returns (status, stalled, n_iter, marginal_error, value, objective, f, g, col_ptr, rows, values); the last three are the plan in CSC form.
+    Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual (1); polish: where k binds, try quadratic OT on the top-k support. Returns (status, stalled, polished, n_iter, marginal_error, value, objective, f, g, col_ptr, rows, values); the last three are the plan in CSC form.
     """
 @typing.overload
 def std_sort_seconds(values: numpy.typing.NDArray[numpy.float32], threads: typing.SupportsInt | typing.SupportsIndex) -> float:

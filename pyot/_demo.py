@@ -35,6 +35,7 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
     line_u, line_v = rng.normal(size=1_000_000), rng.normal(0.5, 1.5, size=1_000_000)
     sx, sy = rng.standard_normal((100_000, 3)), rng.random((100_000, 3))
     mx, my = rng.standard_normal((20_000, 16)), rng.standard_normal((20_000, 16)) + 0.5
+    scores = rng.standard_normal((4096, 64))  # router logits, token x expert
     return [
         ("sinkhorn, float64, eps=0.01", "2000 x 2000",
          lambda: pyot.sinkhorn(cost, eps=0.01)),
@@ -51,6 +52,8 @@ def _cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[], object
          lambda: pyot.sinkhorn_divergence(x, y, eps=0.01)),
         ("sparse_ot, k=5, reg=0.1, cost / max", "500 x 500",
          lambda: pyot.sparse_ot(cost500 / cost500.max(), k=5, reg=0.1)),
+        ("sparse_ot routing, capacity k=80, reg=1", "4096 tokens x 64 experts",
+         lambda: pyot.sparse_ot(-scores, k=80, reg=1.0)),
         ("emd (network simplex)", "2000 x 2000",
          lambda: pyot.emd(cost)),
         ("emd, batch of 64", "64 x 256 x 256",

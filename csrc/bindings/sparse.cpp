@@ -16,7 +16,7 @@ using namespace pyot::bind;
 namespace sp = pyot::sparse;
 
 sp::Options make_options(index_t k, double reg, double tol, index_t max_iter, int formulation,
-                         int threads) {
+                         int threads, bool polish = true) {
   require(k >= 1, "k must be >= 1");
   require(std::isfinite(reg) && reg > 0.0, "reg must be a positive finite number");
   require(tol >= 0.0, "tol must be non-negative");
@@ -29,6 +29,7 @@ sp::Options make_options(index_t k, double reg, double tol, index_t max_iter, in
   o.max_iter = max_iter;
   o.formulation = static_cast<sp::Formulation>(formulation);
   o.threads = threads;
+  o.polish = polish;
   return o;
 }
 
@@ -46,17 +47,17 @@ carray<index_t> to_index_array(const std::vector<T>& v) {
   return out;
 }
 
-// (status, stalled, n_iter, marginal_error, value, objective, f, g, col_ptr, rows, values):
-// f, g and values in the cost's dtype.
+// (status, stalled, polished, n_iter, marginal_error, value, objective, f, g, col_ptr, rows,
+// values): f, g and values in the cost's dtype.
 template <class T>
 py::tuple sparse_solve(const carray<T>& cost, const carray<double>& a, const carray<double>& b,
                        index_t k, double reg, double tol, index_t max_iter, int formulation,
-                       int threads) {
+                       int threads, bool polish) {
   const MatrixView<T> cv = matrix(cost, "cost");
   const index_t n = cv.rows, m = cv.cols;
   require_shape(a, {n}, "a");
   require_shape(b, {m}, "b");
-  const sp::Options o = make_options(k, reg, tol, max_iter, formulation, threads);
+  const sp::Options o = make_options(k, reg, tol, max_iter, formulation, threads, polish);
   std::vector<double> x(static_cast<size_t>(formulation == 1 ? n + m : n), 0.0);
   std::vector<double> g(static_cast<size_t>(m));
   sp::CscPlan plan;
@@ -66,9 +67,10 @@ py::tuple sparse_solve(const carray<T>& cost, const carray<double>& a, const car
     r = sp::solve(cv, a.data(), b.data(), x, g.data(), plan, o);
   }
   x.resize(static_cast<size_t>(n));
-  return py::make_tuple(static_cast<int>(r.status), r.stalled, r.n_iter, r.marginal_error, r.value,
-                        r.objective, to_array<T>(x), to_array<T>(g), to_index_array(plan.col_ptr),
-                        to_index_array(plan.rows), to_array<T>(plan.values));
+  return py::make_tuple(static_cast<int>(r.status), r.stalled, r.polished, r.n_iter,
+                        r.marginal_error, r.value, r.objective, to_array<T>(x), to_array<T>(g),
+                        to_index_array(plan.col_ptr), to_index_array(plan.rows),
+                        to_array<T>(plan.values));
 }
 
 // F(x) and grad F(x) of the (semi-)dual over the column-major cost cost_t (shape (m, n)).
@@ -99,10 +101,11 @@ void bind_sparse(py::module_& m) {
   PYOT_DEF_FLOATING(m, "sparse_solve", sparse_solve, py::arg("cost").noconvert(),
                     py::arg("a").noconvert(), py::arg("b").noconvert(), py::kw_only(), py::arg("k"),
                     py::arg("reg"), py::arg("tol"), py::arg("max_iter"), py::arg("formulation"),
-                    py::arg("threads"),
+                    py::arg("threads"), py::arg("polish") = true,
                     "Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual "
-                    "(1). Returns (status, stalled, n_iter, marginal_error, value, objective, f, "
-                    "g, col_ptr, rows, values); the last three are the plan in CSC form.");
+                    "(1); polish: where k binds, try quadratic OT on the top-k support. Returns "
+                    "(status, stalled, polished, n_iter, marginal_error, value, objective, f, g, "
+                    "col_ptr, rows, values); the last three are the plan in CSC form.");
   PYOT_DEF_FLOATING(m, "sparse_objective", sparse_objective, py::arg("cost_t").noconvert(),
                     py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("x").noconvert(),
                     py::kw_only(), py::arg("k"), py::arg("reg"), py::arg("formulation"),

@@ -50,7 +50,10 @@ struct Options {
   Formulation formulation = Formulation::SemiDual;
   int memory = 10;  // L-BFGS pairs kept
   int threads = 0;
+  bool polish = true;  // semi-dual, k < n: try the support polish where k binds (see solve)
 };
+
+constexpr index_t kFirstCheck = 25;  // semi-dual iterations before the first progress check
 
 // The plan in compressed sparse columns, rows sorted within each column.
 struct CscPlan {
@@ -60,7 +63,8 @@ struct CscPlan {
 
 struct Result {
   Status status = Status::MaxIter;
-  bool stalled = false;  // the line search found no ascent before max_iter
+  bool stalled = false;   // the line search found no ascent before max_iter
+  bool polished = false;  // the plan is the support polish's
   index_t n_iter = 0;
   index_t n_eval = 0;
   double marginal_error = 0.0;
@@ -110,6 +114,7 @@ class ColumnSolver {
                double& tau, std::vector<index_t>& rows, std::vector<double>& vals) {
     const double vmax = shifted_column(c, x, shift, n, v_.data());
     const bool semi = o.formulation == Formulation::SemiDual;
+    binding_ = false;
     if (semi && !(bj > 0.0)) {  // an empty column; tau = max v keeps f + g - C <= 0
       tau = vmax;
       return 0.0;
@@ -124,11 +129,14 @@ class ColumnSolver {
     const auto larger = [v](index_t p, index_t q) {
       return v[p] > v[q] || (v[p] == v[q] && p < q);
     };
+    double dropped = -std::numeric_limits<double>::infinity();  // largest v left out by k
     if (index_t(cand_.size()) > o.k) {
       std::nth_element(cand_.begin(), cand_.begin() + (o.k - 1), cand_.end(), larger);
+      for (size_t r = size_t(o.k); r < cand_.size(); ++r) dropped = std::max(dropped, v_[cand_[r]]);
       cand_.resize(static_cast<size_t>(o.k));
     }
     tau = semi ? simplex_threshold(o.reg * bj, larger) : 0.0;
+    binding_ = dropped > tau;
     double h = 0.0;
     const size_t first = rows.size();
     for (index_t i : cand_) {
@@ -161,6 +169,25 @@ class ColumnSolver {
     return h;
   }
 
+  // Whether the last column solved had a row left out by k that the unconstrained projection
+  // would have kept (k binds there, and the semi-dual has a kink nearby).
+  bool binding() const { return binding_; }
+
+  // The k rows of largest v_i = x_i - c_i (ties by index), sorted, appended to `rows`.
+  template <class T>
+  void top_k(const T* c, const double* x, index_t k, index_t n, std::vector<index_t>& rows) {
+    shifted_column(c, x, 0.0, n, v_.data());
+    cand_.resize(static_cast<size_t>(n));
+    for (index_t i = 0; i < n; ++i) cand_[size_t(i)] = i;
+    const double* v = v_.data();
+    const auto larger = [v](index_t p, index_t q) {
+      return v[p] > v[q] || (v[p] == v[q] && p < q);
+    };
+    std::nth_element(cand_.begin(), cand_.begin() + (k - 1), cand_.end(), larger);
+    std::sort(cand_.begin(), cand_.begin() + k);
+    rows.insert(rows.end(), cand_.begin(), cand_.begin() + k);
+  }
+
  private:
   // tau with sum_{i in cand} (v_i - tau)_+ = mass: sort by value, largest prefix that stays
   // above its own threshold (the simplex projection).
@@ -180,6 +207,7 @@ class ColumnSolver {
 
   std::vector<double> v_;
   std::vector<index_t> cand_;
+  bool binding_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -209,12 +237,15 @@ class Objective {
         h_[j] = col.solve(ct_ + j * n_, x, beta ? beta[j] : 0.0, b_[j], o_, n_, tau_[j], blk.rows,
                           blk.vals);
         blk.ptr.push_back(index_t(blk.rows.size()));
+        blk.binding += col.binding() ? 1 : 0;
       }
     });
     // Fixed-order reductions: the thread count never changes a bit of the result.
     std::fill(row_sum_.begin(), row_sum_.end(), 0.0);
+    binding_ = 0;
     index_t j = 0;
     for (const Block& blk : blocks_) {
+      binding_ += blk.binding;
       for (size_t c = 0; c + 1 < blk.ptr.size(); ++c, ++j) {
         double s = 0.0;
         for (index_t e = blk.ptr[c]; e < blk.ptr[c + 1]; ++e) {
@@ -244,6 +275,39 @@ class Objective {
   }
 
   double marginal_error() const { return error_; }
+
+  // Columns of the last evaluation where k cut into the support (0: smooth there).
+  index_t binding_columns() const { return binding_; }
+
+  // The support polish's candidate: the k rows of largest alpha_i - C_ij in every column,
+  // with their costs. Returns false when some row of positive weight is in no column's set
+  // (no plan on this support meets the rows).
+  bool top_k_support(const double* alpha, std::vector<index_t>& col_ptr,
+                     std::vector<index_t>& rows, std::vector<double>& costs) const {
+    const index_t k = o_.k;
+    rows.resize(static_cast<size_t>(k * m_));
+    for_blocks(m_, kColBlock, o_.threads, [&](index_t j0, index_t j1) {
+      ColumnSolver col(n_);
+      std::vector<index_t> r;
+      for (index_t j = j0; j < j1; ++j) {
+        r.clear();
+        col.top_k(ct_ + j * n_, alpha, k, n_, r);
+        std::copy(r.begin(), r.end(), rows.begin() + j * k);
+      }
+    });
+    col_ptr.resize(static_cast<size_t>(m_ + 1));
+    costs.resize(rows.size());
+    std::vector<char> covered(static_cast<size_t>(n_), 0);
+    for (index_t j = 0; j <= m_; ++j) col_ptr[size_t(j)] = j * k;
+    for (index_t j = 0; j < m_; ++j)
+      for (index_t e = j * k; e < (j + 1) * k; ++e) {
+        costs[size_t(e)] = double(ct_[j * n_ + rows[size_t(e)]]);
+        covered[size_t(rows[size_t(e)])] = 1;
+      }
+    for (index_t i = 0; i < n_; ++i)
+      if (a_[i] > 0.0 && !covered[size_t(i)]) return false;
+    return true;
+  }
 
   // The plan of the last evaluation (rows sorted per column), <T, C> and ||T||^2, and
   // g_j = -tau_j (semi-dual) or beta (dual).
@@ -280,10 +344,12 @@ class Objective {
   struct Block {
     std::vector<index_t> ptr{0}, rows;  // ptr: support offsets of the block's columns
     std::vector<double> vals;
+    index_t binding = 0;
     void clear() {
       ptr.assign(1, 0);
       rows.clear();
       vals.clear();
+      binding = 0;
     }
   };
 
@@ -293,6 +359,85 @@ class Objective {
   Options o_;
   std::vector<double> h_, tau_, row_sum_, col_sum_;
   std::vector<Block> blocks_;
+  double error_ = 0.0;
+  index_t binding_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The support polish: quadratic OT restricted to a fixed support S (at most k rows per column),
+// through its smooth dual
+//
+//   F(alpha, beta) = <alpha, a> + <beta, b>
+//                    - (1 / (2 gamma)) sum_{(i, j) in S} [alpha_i + beta_j - C_ij]_+^2,
+//
+// T_ij = [alpha_i + beta_j - C_ij]_+ / gamma on S. Where k binds, the semi-dual's maximiser is a
+// kink and its plan meets the rows only roughly; fixing each column's top-k rows there and
+// solving this smooth problem gives a plan with at most k nonzeros per column that meets both
+// marginals (when S admits one). One evaluation is O(|S|) = O(km), not O(nm).
+class PolishObjective {
+ public:
+  PolishObjective(index_t n, index_t m, const double* a, const double* b, double reg,
+                  std::vector<index_t> col_ptr, std::vector<index_t> rows,
+                  std::vector<double> costs)
+      : n_(n), m_(m), a_(a), b_(b), reg_(reg), col_ptr_(std::move(col_ptr)),
+        rows_(std::move(rows)), costs_(std::move(costs)), row_sum_(n) {}
+
+  index_t size() const { return n_ + m_; }
+
+  double evaluate(const double* x, double* grad) {
+    const double* beta = x + n_;
+    std::fill(row_sum_.begin(), row_sum_.end(), 0.0);
+    double f = 0.0, err = 0.0, sq = 0.0;
+    for (index_t j = 0; j < m_; ++j) {
+      double col = 0.0;
+      for (index_t e = col_ptr_[j]; e < col_ptr_[j + 1]; ++e) {
+        const index_t i = rows_[e];
+        const double z = x[i] + beta[j] - costs_[e];
+        if (!(z > 0.0)) continue;
+        sq += z * z;
+        row_sum_[i] += z / reg_;
+        col += z / reg_;
+      }
+      f += beta[j] * b_[j];
+      grad[n_ + j] = b_[j] - col;
+      err += std::abs(grad[n_ + j]);
+    }
+    for (index_t i = 0; i < n_; ++i) {
+      f += x[i] * a_[i];
+      grad[i] = a_[i] - row_sum_[i];
+      err += std::abs(grad[i]);
+    }
+    error_ = err;
+    return f - sq / (2.0 * reg_);
+  }
+
+  double marginal_error() const { return error_; }
+
+  // The plan at x (rows sorted per column), <T, C> and ||T||^2.
+  void plan(const double* x, CscPlan& out, double& value, double& sq_norm) const {
+    out.col_ptr.assign(1, 0);
+    out.rows.clear();
+    out.values.clear();
+    value = sq_norm = 0.0;
+    for (index_t j = 0; j < m_; ++j) {
+      for (index_t e = col_ptr_[j]; e < col_ptr_[j + 1]; ++e) {
+        const double t = (x[rows_[e]] + x[n_ + j] - costs_[e]) / reg_;
+        if (!(t > 0.0)) continue;
+        out.rows.push_back(rows_[e]);
+        out.values.push_back(t);
+        value += t * costs_[e];
+        sq_norm += t * t;
+      }
+      out.col_ptr.push_back(index_t(out.rows.size()));
+    }
+  }
+
+ private:
+  index_t n_, m_;
+  const double *a_, *b_;
+  double reg_;
+  std::vector<index_t> col_ptr_, rows_;
+  std::vector<double> costs_, row_sum_;
   double error_ = 0.0;
 };
 
@@ -505,8 +650,46 @@ class Lbfgs {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Quadratic OT restricted to the top-k support of alpha (see PolishObjective), by L-BFGS from
+// (alpha, beta). On success (marginal error <= tol) fills xy = (alpha, beta), the plan and its
+// <T, C>, ||T||^2, and returns the iterations taken; -1 when it did not reach tol.
+template <class T>
+index_t polish(const Objective<T>& obj, index_t n, index_t m, const double* a, const double* b,
+               const std::vector<double>& alpha, const double* beta, double start_error,
+               const Options& opt, std::vector<double>& xy, CscPlan& plan, double& value,
+               double& sq_norm) {
+  std::vector<index_t> col_ptr, rows;
+  std::vector<double> costs;
+  if (!obj.top_k_support(alpha.data(), col_ptr, rows, costs)) return -1;
+  PolishObjective pobj(n, m, a, b, opt.reg, std::move(col_ptr), std::move(rows),
+                       std::move(costs));
+  auto fn = [&](const double* xv, double* grad) { return pobj.evaluate(xv, grad); };
+  bool not_finite = false;
+  auto stop = [&]() {
+    not_finite = !std::isfinite(pobj.marginal_error());
+    return not_finite || pobj.marginal_error() <= opt.tol;
+  };
+  Lbfgs<decltype(fn), decltype(stop)> solver(fn, pobj.size(), opt.memory, stop);
+  std::copy(alpha.begin(), alpha.end(), solver.x().begin());
+  std::copy(beta, beta + m, solver.x().begin() + n);
+  // (alpha, beta) reproduces the semi-dual's plan on S; a Newton step on a row moves alpha_i
+  // by about reg times its residual.
+  const auto [iters, reached, stalled] = solver.run(opt.max_iter, opt.reg * start_error);
+  (void)stalled;
+  if (!reached || not_finite) return -1;
+  xy = solver.x();
+  pobj.plan(xy.data(), plan, value, sq_norm);
+  return iters;
+}
+
 // The solve: x (alpha, or (alpha, beta) for the dual; length n or n + m) is the start on entry
 // and the maximiser on exit; g receives the column potentials.
+//
+// Semi-dual with k < n: where k binds, the maximiser is a kink and L-BFGS meets the rows ever
+// more slowly. The error is checked after 25, 50, 100, ... iterations; where it fell less than
+// 2x since the last check and k binds in some column, the support polish is tried (and once
+// more at the end, if tol was not reached). Its plan is returned if it meets tol, else the
+// semi-dual goes on.
 template <class T>
 Result solve(const MatrixView<T>& cost, const double* a, const double* b, std::vector<double>& x,
              double* g, CscPlan& plan, const Options& opt) {
@@ -521,23 +704,68 @@ Result solve(const MatrixView<T>& cost, const double* a, const double* b, std::v
     ++res.n_eval;
     return obj.evaluate(xv, grad);
   };
+  const bool may_polish =
+      opt.polish && opt.formulation == Formulation::SemiDual && obj.options().k < n;
+  std::vector<double> xy, beta(static_cast<size_t>(m));
+  double sq = 0.0;
+  index_t polish_iters = -1, steps = 0, next_check = kFirstCheck;
+  const std::vector<double>* current = nullptr;  // the semi-dual iterate (set below)
+  auto try_polish = [&]() {
+    obj.column_potential(current->data(), beta.data());
+    polish_iters = polish(obj, n, m, a, b, *current, beta.data(), obj.marginal_error(), opt, xy,
+                          plan, res.value, sq);
+    return polish_iters >= 0;
+  };
   bool not_finite = false;
+  double best = std::numeric_limits<double>::infinity(), best_before = best;
   auto stop = [&]() {
     not_finite = !std::isfinite(obj.marginal_error());
-    return not_finite || obj.marginal_error() <= opt.tol;
+    if (not_finite || obj.marginal_error() <= opt.tol) return true;
+    best = std::min(best, obj.marginal_error());
+    if (!may_polish || ++steps < next_check) return false;
+    // A checkpoint: polish where k binds and the error fell less than 2x since the last one.
+    const bool slow = steps > kFirstCheck && best > 0.5 * best_before;
+    next_check *= 2;
+    best_before = best;
+    return slow && obj.binding_columns() > 0 && try_polish();
   };
   Lbfgs<decltype(fn), decltype(stop)> solver(fn, obj.size(), opt.memory, stop);
+  current = &solver.x();
   std::copy(x.begin(), x.end(), solver.x().begin());
   // First step: move the potentials by about the cost's range (at least reg).
   const auto [lo, hi] = std::minmax_element(ct.begin(), ct.end());
   const double scale = std::max(double(*hi) - double(*lo), opt.reg * 1e-3);
-  const auto [iters, reached, stalled] = solver.run(opt.max_iter, scale);
-  x = solver.x();
+  auto [iters, reached, stalled] = solver.run(opt.max_iter, scale);
+  if (!reached && may_polish && !not_finite && obj.binding_columns() > 0 && try_polish())
+    reached = true;
   res.n_iter = iters;
   res.stalled = stalled;
+  if (polish_iters >= 0) {  // the polished plan (already in `plan`, value and sq)
+    res.polished = true;
+    res.stalled = false;
+    res.n_iter += polish_iters;
+    res.status = Status::Converged;
+    std::copy(xy.begin(), xy.begin() + n, x.begin());
+    std::copy(xy.begin() + n, xy.end(), g);
+    // The marginal error of the plan returned, recomputed from it.
+    std::vector<double> rows(static_cast<size_t>(n), 0.0);
+    double err = 0.0;
+    for (index_t j = 0; j < m; ++j) {
+      double col = 0.0;
+      for (index_t e = plan.col_ptr[j]; e < plan.col_ptr[j + 1]; ++e) {
+        rows[size_t(plan.rows[e])] += plan.values[e];
+        col += plan.values[e];
+      }
+      err += std::abs(col - b[j]);
+    }
+    for (index_t i = 0; i < n; ++i) err += std::abs(rows[size_t(i)] - a[i]);
+    res.marginal_error = err;
+    res.objective = res.value + 0.5 * opt.reg * sq;
+    return res;
+  }
+  x = solver.x();
   res.status = not_finite ? Status::NotFinite : reached ? Status::Converged : Status::MaxIter;
   res.marginal_error = obj.marginal_error();
-  double sq = 0.0;
   obj.plan(plan, res.value, sq);
   res.objective = res.value + 0.5 * opt.reg * sq;
   obj.column_potential(x.data(), g);
