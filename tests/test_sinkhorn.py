@@ -565,6 +565,20 @@ class TestBatch:
             pyot.sinkhorn(costs, None, np.full((3, 5), 0.2), eps=0.1)
 
 
+
+def _assert_online_matches_dense(r_online, r_dense, dense, a, b, eps, tol, ref, dtype):
+    """The online solve checked on the dense cost and against the dense solve."""
+    if dtype == np.float64:
+        check_result(r_online, dense, a, b, eps=eps, tol=tol, ref=ref, dtype=dtype)
+    else:  # the dense euclidean and cosine costs are direct sums: float32 rounding apart
+        assert r_online.converged
+        assert r_online.marginal_error <= tol
+    rtol, atol = (1e-7, 1e-13) if dtype == np.float64 else (1e-3, 1e-6)
+    np.testing.assert_allclose(r_online.plan, r_dense.plan, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(r_online.value, r_dense.value, rtol=rtol)
+    np.testing.assert_allclose(r_online.objective, r_dense.objective, rtol=rtol, atol=atol)
+
+
 class TestPointCloud:
     @pytest.mark.parametrize(
         "metric", ["sqeuclidean", "euclidean", "cityblock", "minkowski", "cosine"]
@@ -580,15 +594,7 @@ class TestPointCloud:
         tol = 1e-10 if dtype == np.float64 else 1e-5
         r_dense = pyot.sinkhorn(dense, a, b, eps=eps, tol=tol)
         r_online = pyot.sinkhorn(pc, a, b, eps=eps, tol=tol)
-        if dtype == np.float64:
-            check_result(r_online, dense, a, b, eps=eps, tol=tol, ref=ref, dtype=dtype)
-        else:  # the dense euclidean and cosine costs are direct sums: float32 rounding apart
-            assert r_online.converged
-            assert r_online.marginal_error <= tol
-        rtol, atol = (1e-7, 1e-13) if dtype == np.float64 else (1e-3, 1e-6)
-        np.testing.assert_allclose(r_online.plan, r_dense.plan, rtol=rtol, atol=atol)
-        np.testing.assert_allclose(r_online.value, r_dense.value, rtol=rtol)
-        np.testing.assert_allclose(r_online.objective, r_dense.objective, rtol=rtol, atol=atol)
+        _assert_online_matches_dense(r_online, r_dense, dense, a, b, eps, tol, ref, dtype)
         assert_potentials_close(
             r_online.f,
             r_online.g,
@@ -613,15 +619,7 @@ class TestPointCloud:
         tol = 1e-10 if dtype == np.float64 else 1e-5
         r_dense = pyot.sinkhorn(dense, a, b, eps=eps, tol=tol)
         r_online = pyot.sinkhorn(pc, a, b, eps=eps, tol=tol)
-        if dtype == np.float64:
-            check_result(r_online, dense, a, b, eps=eps, tol=tol, ref=ref, dtype=dtype)
-        else:  # the dense euclidean and cosine costs are direct sums: float32 rounding apart
-            assert r_online.converged
-            assert r_online.marginal_error <= tol
-        rtol, atol = (1e-7, 1e-13) if dtype == np.float64 else (1e-3, 1e-6)
-        np.testing.assert_allclose(r_online.plan, r_dense.plan, rtol=rtol, atol=atol)
-        np.testing.assert_allclose(r_online.value, r_dense.value, rtol=rtol)
-        np.testing.assert_allclose(r_online.objective, r_dense.objective, rtol=rtol, atol=atol)
+        _assert_online_matches_dense(r_online, r_dense, dense, a, b, eps, tol, ref, dtype)
         # ... and the float64 exact costs' solution, to float32's accuracy on the costs.
         r_exact = pyot.sinkhorn(exact, a.astype(np.float64), b.astype(np.float64), eps=eps, tol=tol)
         close = 1e-9 if dtype == np.float64 else 1e-4
