@@ -128,10 +128,11 @@ BatchOut sinkhorn_online(const carray<T>& x, const carray<T>& y, int metric, dou
                          const carray<double>& a, const carray<double>& b, carray<double>& f,
                          carray<double>& g, double cost_range, double eps_start, double eps,
                          double tol, index_t max_iter, double eps_scaling, bool overrelax,
-                         double tau_a, double tau_b, int threads) {
+                         double tau_a, double tau_b, int threads, bool value) {
   const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
   sk::Options o =
       make_options(eps, tol, max_iter, eps_scaling, 1, overrelax, tau_a, tau_b, threads);
+  o.value = value;
   o.cost_range = cost_range;
   o.eps_start = eps_start;
   BatchBuffers out(1);
@@ -179,12 +180,14 @@ BatchOut sinkhorn_online_batch(const carray<T>& x, const carray<T>& y, int metri
                                carray<double>& f, carray<double>& g,
                                const carray<double>& cost_range, const carray<double>& eps_start,
                                double eps, double tol, index_t max_iter, double eps_scaling,
-                               bool overrelax, double tau_a, double tau_b, int threads) {
+                               bool overrelax, double tau_a, double tau_b, int threads,
+                               bool value) {
   const CloudBatch<T> cb(x, y, metric, {&a, &f}, {&b, &g});
   require_shape(cost_range, {cb.batch}, "cost_range");
   require_shape(eps_start, {cb.batch}, "eps_start");
-  const sk::Options base =
+  sk::Options base =
       make_options(eps, tol, max_iter, eps_scaling, 1, overrelax, tau_a, tau_b, threads);
+  base.value = value;
   BatchBuffers out(cb.batch);
   double* fp = f.mutable_data();
   double* gp = g.mutable_data();
@@ -425,7 +428,9 @@ void bind_sinkhorn(py::module_& m) {
       py::arg("f").noconvert(), py::arg("g").noconvert(), py::kw_only(), py::arg("cost_range"),
       py::arg("eps_start"), py::arg("eps"), py::arg("tol"), py::arg("max_iter"),
       py::arg("eps_scaling"), py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"),
-      py::arg("threads"), "Sinkhorn between point clouds with the cost evaluated on the fly.");
+      py::arg("threads"), py::arg("value") = true,
+      "Sinkhorn between point clouds with the cost evaluated on the fly; value=False skips "
+      "<P, C> (one exp pass; value is then NaN).");
   PYOT_DEF_FLOATING(
       m, "sinkhorn_online_batch", sinkhorn_online_batch, py::arg("x").noconvert(),
       py::arg("y").noconvert(), py::arg("metric"), py::arg("p"), py::arg("a").noconvert(),
@@ -433,9 +438,10 @@ void bind_sinkhorn(py::module_& m) {
       py::arg("cost_range").noconvert(), py::arg("eps_start").noconvert(), py::kw_only(),
       py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("eps_scaling"),
       py::arg("overrelax"), py::arg("tau_a"), py::arg("tau_b"), py::arg("threads"),
+      py::arg("value") = true,
       "Sinkhorn between B pairs of point clouds x (B, n, d), y (B, m, d), cost on the fly, in "
       "one call; f and g (B, n) / (B, m) updated in place. Returns (status, n_iter, "
-      "marginal_error, value, objective), each of shape (B,).");
+      "marginal_error, value, objective), each of shape (B,); value is NaN when value=False.");
   PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_online_batch", sinkhorn_symmetric_online_batch,
                     py::arg("x").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("a").noconvert(), py::arg("h").noconvert(), py::kw_only(),

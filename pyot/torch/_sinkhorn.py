@@ -450,7 +450,9 @@ def _entropic(fn: str, cost: object, a: object, b: object, tau: tuple[float, flo
     return _result(res, objective, value, Lazy(plan), c.dtype)
 
 
-def _entropic_cloud(fn, geom, a, b, tau, *, threads, **options) -> SinkhornResult:
+def _entropic_cloud(fn, geom, a, b, tau, *, threads, value=True, **options) -> SinkhornResult:
+    """``value=False`` (SinkhornLoss, which reads the objective alone) skips ``<P, C>``, one
+    exp pass: the result's value is then NaN."""
     x, y = geom.x, geom.y
     wa, wb = _weights_of(fn, x, a, b, (1,))
     T.same_kind(fn, cuda=True, x=x, y=y, a=wa, b=wb)
@@ -458,7 +460,7 @@ def _entropic_cloud(fn, geom, a, b, tau, *, threads, **options) -> SinkhornResul
         return _entropic_cloud_cuda(fn, geom, wa, wb, tau, threads=threads, **options)
     xs, ys = T.view(x), T.view(y)
     solved = _run(fn, _NumpyCloud._trusted(xs, ys, geom.metric, geom.p), T.view(wa),
-                      T.view(wb), reg_marginals=tau, threads=threads, **options)
+                  T.view(wb), reg_marginals=tau, threads=threads, value=value, **options)
     pots = _Potentials.of(solved, tau)
     cloud = _Cloud(xs, ys, geom.metric, geom.p, pots, V.threads(threads, fn))
     res = solved.result
@@ -717,7 +719,8 @@ def _loss_batch(fn: str, x: torch.Tensor, y: torch.Tensor, a: object, b: object,
     f, g = np.zeros((batch, n)), np.zeros((batch, m))
     out = _core.sinkhorn_online_batch(
         xs, ys, code, p, av, bv, f, g, ranges, ranges, eps=eps, tol=tol_f, max_iter=max_iter_i,
-        eps_scaling=q, overrelax=True, tau_a=math.inf, tau_b=math.inf, threads=n_threads)
+        eps_scaling=q, overrelax=True, tau_a=math.inf, tau_b=math.inf, threads=n_threads,
+        value=False)
     losses = _checked(fn, out, "")
     state = _CloudBatch(xs, ys, code, p, eps, n_threads, av, bv, f, g)
     if debias:
@@ -812,7 +815,9 @@ class SinkhornLoss(torch.nn.Module):
         if self.debias:
             return sinkhorn_divergence(x, y, a, b, metric=self.metric, p=self.p, **options)
         geom = T.PointCloud(x, y, self.metric, p=self.p)
-        return sinkhorn(geom, a, b, **options).objective
+        fn = "pyot.torch.SinkhornLoss"
+        return _entropic_cloud(fn, geom, a, b, _BALANCED, eps_scaling=None, init=None,
+                               method="auto", value=False, **options).objective
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
                 b: torch.Tensor | None = None) -> torch.Tensor:

@@ -1730,7 +1730,9 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
   alignas(64) T tile[B * L];
   alignas(64) double coef[B * L];
   alignas(64) double factor[detail::kFactored<W> ? B * L : 1];
-  alignas(64) float wf[W == Pairs::Map && std::is_same_v<T, float> ? B * L : 1];
+  // float32 clouds sum float weights (Map, Plan, Weighted): see the weighted sums below.
+  constexpr bool kFloatSums = std::is_same_v<T, float> && W != Pairs::MapVjp;
+  alignas(64) float wf[kFloatSums ? B * L : 1];
   std::fill(acc, acc + rows * d, 0.0);
   std::fill(alpha, alpha + rows, 0.0);
   if constexpr (W == Pairs::Map) std::fill(terms.running, terms.running + rows, kNegInf);
@@ -1759,9 +1761,11 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
       if (!live) std::fill(cr, cr + len, 0.0);
     }
     const T* u = sum_over.rows.data() + j0 * d;
-    if constexpr (W == Pairs::Map && std::is_same_v<T, float>) {
-      // The map's float32 weighted sums: weights in float, float partial sums (the caller sums
-      // centred targets), double accumulation.
+    if constexpr (kFloatSums) {
+      // float32 weighted sums: weights in float, float partial sums of kPartial terms (the
+      // callers sum centred points: the map's targets, point_gradient's centred clouds), double
+      // accumulation; half the vector work of double products, and a relative error ~1e-6 on
+      // the partials, below that of the float32 costs the weights come from (u |C| / eps).
       for (index_t k = 0; k < rows * len; ++k) wf[k] = float(coef[k]);
       weighted_sum_block(wf, len, rows, u, len, d, acc);
     } else {
@@ -1796,6 +1800,21 @@ void finish_gradient_row(const PointsT<T>& p, MatrixView<T> x, index_t i, const 
   } else {
     for (index_t k = 0; k < d; ++k) dst[k] = scale * row[k];
   }
+}
+
+// The y cloud of g (centred, in dot_block's panel layout) as row-major points (rows only: the
+// GEMM form reads no coordinate-major copy).
+template <class T>
+PointsT<T> centred_rows(const GemmPoints<T>& g) {
+  constexpr index_t P = kPanel<T>;
+  PointsT<T> out;
+  out.n = g.m;
+  out.d = g.d;
+  out.rows.resize(std::size_t(g.m * g.d));
+  for (index_t j = 0; j < g.m; ++j)
+    for (index_t k = 0; k < g.d; ++k)
+      out.rows[j * g.d + k] = g.yc[(j / P) * P * g.d + k * P + j % P];
+  return out;
 }
 
 // hb_j = log b_j + g_j / eps (-inf for a zero weight).
@@ -1847,7 +1866,12 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
     GemmPoints<T> gp;
     if (gemm) gp.assign(x, y, kNormalise ? GemmCentre::Unit : GemmCentre::Both);
     const PointsT<T> px = gemm && !kNormalise ? PointsT<T>() : PointsT<T>(x, kNormalise);
-    const PointsT<T> py(y, kNormalise);
+    // The GEMM form of the squared Euclidean and Euclidean gradients sums the clouds centred by
+    // the common mean: alpha_i x_i - sum_j coef_j y_j is unchanged (alpha_i = sum_j coef_j), the
+    // sums no longer carry the clouds' offset from the origin (float32 partial sums).
+    const bool centred = gemm && !kNormalise;
+    const PointsT<T> py = centred ? detail::centred_rows(gp) : PointsT<T>(y, kNormalise);
+    const MatrixView<T> xf = centred ? MatrixView<T>(gp.xr.data(), n, d) : x;
     for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
       std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
       if (row_w) {
@@ -1858,7 +1882,7 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
                       alpha.data());
       }
       for (index_t i = i0; i < i1; ++i)
-        detail::finish_gradient_row<M>(px, x, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
+        detail::finish_gradient_row<M>(px, xf, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
                                        out + i * d);
     });
     return 0;
