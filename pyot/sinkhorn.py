@@ -136,8 +136,8 @@ def _run(
     device: object = None,
 ) -> Solved:
     """The shared solve. ``value=False`` (internal callers that only read ``objective``, such as
-    pyot.inverse) skips ``<P, C>`` on dense costs, one exp pass over the cost: the result's
-    ``value`` is then NaN.
+    pyot.inverse, the divergence and pyot.torch's SinkhornLoss) skips ``<P, C>``, one exp pass
+    over the cost: the result's ``value`` is then NaN.
 
     ``plan_y=(y, out, fused_only)`` (internal, pyot.inverse; a single dense problem): ``y``
     float64 C-contiguous ``(m, d)``, ``out`` float64 ``(n, d)``; ``P @ y`` at the returned
@@ -194,7 +194,7 @@ def _run(
         geom = problem.cost
         out = _core.sinkhorn_online(
             geom.x, geom.y, METRICS[geom.metric], geom.p, problem.a[0], problem.b[0], f[0], g[0],
-            cost_range=float(ranges[0]), eps_start=float(eps_start[0]), **options,
+            cost_range=float(ranges[0]), eps_start=float(eps_start[0]), value=value, **options,
         )
     else:
         product = {} if plan_y is None else dict(
@@ -427,7 +427,7 @@ def _divergence(
     max_iter_i = V.integer(max_iter, "max_iter", fn, minimum=0)
     n_threads = V.threads(threads, fn)
     cross = _run(fn, geom, a, b, eps=eps_f, tol=tol_f, max_iter=max_iter_i, threads=threads,
-                 eps_scaling=None)
+                 eps_scaling=None, value=False)  # the divergence reads the objective only
     terms, potentials = [], []
     for pts, w in ((xs, cross.problem.a[0]), (ys, cross.problem.b[0])):
         (status, n_iter, err, _, objective), h = _self_transport(
