@@ -23,8 +23,8 @@ Every solver's L1 marginal error ``||P 1 - a||_1 + ||P^T 1 - b||_1`` is measured
 beside its time; the ratio column compares pyot with the fastest peer whose error is within
 ``tol`` (POT and OTT-JAX against the OT objective, GeomLoss against the debiased loss).
 
-Peers whose dense n x m float32 arrays (about six) would not fit in 60% of the available
-memory are skipped, and so is a peer whose time at the previous size, scaled by
+Peers whose dense n x m float32 arrays (three to six, ``_DENSE_ARRAYS``) would not fit in
+60% of the available memory are skipped, and so is a peer whose time at the previous size, scaled by
 (n / n_prev)^2, exceeds ``--peer-limit`` seconds; the table says why. Times are medians of
 ``--repeats`` runs after a warm-up.
 """
@@ -86,10 +86,16 @@ def _points(n: int, d: int, seed: int):
     return (x * scale).astype(np.float32), (y * scale).astype(np.float32)
 
 
-def _memory_reason(n: int) -> str | None:
-    """Why a peer's dense float32 n x n arrays (about six of them at once) cannot run, or None."""
+# float32 n x n arrays a peer holds at once (POT: the cost, -C / eps, the LSE temporaries, the
+# plan and the autograd graph of the cost; OTT-JAX: the cost and the LSE temporaries; GeomLoss
+# tensorized: three costs and their softmin temporaries).
+_DENSE_ARRAYS = {"pot": 6, "ott": 3, "geomloss": 6}
+
+
+def _memory_reason(name: str, n: int) -> str | None:
+    """Why a peer's dense float32 n x n arrays cannot fit in 60% of the available memory."""
     avail = cm.memory_available()
-    need = 6 * 4 * n * n
+    need = _DENSE_ARRAYS[name] * 4 * n * n
     if avail is None or need < 0.6 * avail:
         return None
     return f"skipped: ~{cm.fmt_bytes(need)} of n x n arrays, {cm.fmt_bytes(avail)} free"
@@ -147,8 +153,8 @@ def _pot(torch, ot, x, y, eps, tol):
 def _pot_potentials(torch, ot, x, y, eps, tol):
     """POT's sinkhorn_log potentials in pyot's convention: P = exp(-C / eps + u_i + v_j) with
     u = log_u, so f = eps (u - log a), g = eps (v - log b)."""
-    res = ot.solve_sample(torch.from_numpy(x).double(), torch.from_numpy(y).double(), reg=eps,
-                          tol=tol, max_iter=100_000)
+    res = ot.solve_sample(torch.from_numpy(x), torch.from_numpy(y), reg=eps, tol=tol,
+                          max_iter=100_000)  # float32, as timed
     u, v = (p.detach().double().numpy() for p in res.potentials)
     return eps * (u + math.log(len(x))), eps * (v + math.log(len(y)))
 
@@ -222,8 +228,8 @@ _DEBIASED_PEERS = ("geomloss", "geomloss_online")  # against pyot's debiased los
 def _skip_reason(ctx: dict[str, Any], name: str, n: int, d: int, eps: float) -> str | None:
     """Why a peer does not run at this size (memory, or its time extrapolated from the last
     size it ran at in the same (d, eps) exceeding --peer-limit), or None."""
-    if name != "geomloss_online":
-        reason = _memory_reason(n)
+    if name in _DENSE_ARRAYS:
+        reason = _memory_reason(name, n)
         if reason:
             return reason
     last = ctx["last"].get((name, d, eps))

@@ -451,6 +451,62 @@ def test_sinkhorn_loss_batch_rejects_bad_input(gen):
         loss(torch.full((2, 5, 2), float("nan"), dtype=F64), rand(gen, 2, 4, 2))
 
 
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_point_gradient_matches_online(metric, dtype):
+    """The point gradient read from a materialised cost equals the one from cost tiles (d = 3
+    and d = 24, clouds far from the origin)."""
+    rng = np.random.default_rng(5)
+    for d in (3, 24):
+        x = (rng.normal(size=(70, d)) + 5.0).astype(dtype)
+        y = (rng.normal(size=(90, d)) + 5.5).astype(dtype)
+        a, b = rng.random(70), rng.random(90)
+        a[3] = 0.0
+        f, g = rng.normal(size=70) * 0.1, rng.normal(size=90) * 0.1
+        code = pyot.costs.METRICS[metric]
+        cost = pyot.cost_matrix(x, y, metric)
+        eps = 2.0 if metric == "sqeuclidean" else 0.3
+        ours = _core.sinkhorn_dense_point_gradient(cost, x, y, code, a, b, f, g, eps=eps,
+                                                   threads=2)
+        tiles = _core.sinkhorn_point_gradient(x, y, code, 2.0, a, b, f, g, eps=eps, threads=1)
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(ours, tiles, atol=tol * np.abs(tiles).max())
+        np.testing.assert_array_equal(ours[3], 0.0)
+
+
+def test_dense_point_gradient_rejects_bad_input():
+    x, y = np.zeros((4, 2)), np.zeros((5, 2))
+    w = np.full(4, 0.25), np.full(5, 0.2)
+    pots = np.zeros(4), np.zeros(5)
+    with pytest.raises(ValueError, match="squared Euclidean or Euclidean"):
+        _core.sinkhorn_dense_point_gradient(np.zeros((4, 5)), x, y, 4, *w, *pots, eps=1.0,
+                                            threads=1)
+    with pytest.raises(ValueError, match="cost"):
+        _core.sinkhorn_dense_point_gradient(np.zeros((5, 4)), x, y, 0, *w, *pots, eps=1.0,
+                                            threads=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_sinkhorn_loss_eager_gradient_matches_online(gen, dtype, monkeypatch):
+    """A small SinkhornLoss (debias=False) computes d/dx in the forward from its cost matrix;
+    the backward evaluates no cost, and the gradients equal those of the online path."""
+    x, y = rand(gen, 60, 20, dtype=dtype, grad=True), rand(gen, 50, 20, dtype=dtype, grad=True)
+    loss_fn = pt.SinkhornLoss(0.5, debias=False)
+    loss = loss_fn(x, y)
+    monkeypatch.setattr(pyot.costs, "_evaluate", lambda *args, **kwargs: pytest.fail("cost"))
+    (2.0 * loss).backward()
+    gx, gy = x.grad.clone(), y.grad.clone()
+    monkeypatch.undo()
+    x.grad = y.grad = None
+    monkeypatch.setattr(_sinkhorn._numpy_sinkhorn, "_DENSE_LIMIT", 0)
+    online = loss_fn(x, y)
+    (2.0 * online).backward()
+    rtol = 1e-10 if dtype == F64 else 1e-4
+    np.testing.assert_allclose(loss.item(), online.item(), rtol=rtol)
+    np.testing.assert_allclose(gx.numpy(), x.grad.numpy(), rtol=rtol, atol=rtol * 1e-2)
+    np.testing.assert_allclose(gy.numpy(), y.grad.numpy(), rtol=rtol, atol=rtol * 1e-2)
+
+
 def test_sinkhorn_loss_without_debias_is_objective(gen):
     x, y = rand(gen, 20, 2), rand(gen, 15, 2)
     loss = pt.SinkhornLoss(0.05, debias=False)(x, y)

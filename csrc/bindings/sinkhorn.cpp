@@ -283,6 +283,28 @@ carray<double> sinkhorn_point_gradient(const carray<T>& x, const carray<T>& y, i
   return out;
 }
 
+// sinkhorn_point_gradient from the cost matrix (n, m) of x, y already evaluated (squared
+// Euclidean or Euclidean): (n, d) float64.
+template <class T>
+carray<double> sinkhorn_dense_point_gradient(const carray<T>& cost, const carray<T>& x,
+                                             const carray<T>& y, int metric,
+                                             const carray<double>& a, const carray<double>& b,
+                                             const carray<double>& f, const carray<double>& g,
+                                             double eps, int threads) {
+  const auto [xv, yv] = point_clouds(x, y, metric, a, b, f, g);
+  require(std::isfinite(eps) && eps > 0.0, "eps must be a positive finite number");
+  require_shape(cost, {xv.rows, yv.rows}, "cost");
+  const MatrixView<T> cv(cost.data(), xv.rows, yv.rows);
+  carray<double> out({xv.rows, xv.cols});
+  double* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sk::dense_point_gradient(cv, xv, yv, static_cast<Metric>(metric), a.data(), b.data(),
+                             f.data(), g.data(), eps, dst, threads);
+  }
+  return out;
+}
+
 // sum_j P_ij (r_i + s_j + gamma C_ij) grad_x c(x_i, y_j): the point gradient with per-row,
 // per-column and cost-proportional pair weights (implicit value gradients), (n, d) float64.
 template <class T>
@@ -469,6 +491,14 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("g").noconvert(), py::kw_only(), py::arg("eps"), py::arg("threads"),
                     "sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of "
                     "P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.");
+  PYOT_DEF_FLOATING(m, "sinkhorn_dense_point_gradient", sinkhorn_dense_point_gradient,
+                    py::arg("cost").noconvert(), py::arg("x").noconvert(),
+                    py::arg("y").noconvert(), py::arg("metric"), py::arg("a").noconvert(),
+                    py::arg("b").noconvert(), py::arg("f").noconvert(), py::arg("g").noconvert(),
+                    py::kw_only(), py::arg("eps"), py::arg("threads"),
+                    "sinkhorn_point_gradient from the cost matrix (n, m) of x, y already "
+                    "evaluated (squared Euclidean or Euclidean: one exp pass over it and the "
+                    "weighted sums), (n, d) float64.");
   PYOT_DEF_FLOATING(m, "sinkhorn_weighted_point_gradient", sinkhorn_weighted_point_gradient,
                     py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("metric"),
                     py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),

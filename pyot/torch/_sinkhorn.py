@@ -15,6 +15,7 @@ Backward (ALGORITHMS 10):
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 
@@ -41,6 +42,10 @@ from . import _cuda as CU
 from ._autograd import attach, unsupported
 
 __all__ = ["SinkhornLoss", "sinkhorn", "sinkhorn_divergence", "unbalanced_sinkhorn"]
+
+# The module pyot.sinkhorn (the package attribute of that name is the function): its
+# _DENSE_LIMIT is read at call time.
+_numpy_sinkhorn = importlib.import_module("..sinkhorn", __package__)
 
 _BALANCED = (math.inf, math.inf)
 _REDUCTIONS = ("mean", "sum", "none")
@@ -476,6 +481,55 @@ def _entropic_cloud(fn, geom, a, b, tau, *, threads, value=True, **options) -> S
     return _result(res, objective, value, Lazy(plan), x.dtype)
 
 
+# From this dimension on the online point gradient builds its cost tiles by a matrix product,
+# which the eager gradient saves (below it the direct tiles cost no more than reading C).
+_EAGER_MIN_DIM = 16
+
+
+def _eager_gradient(x: torch.Tensor, n_entries: int, metric: str) -> bool:
+    """Whether the objective's gradient in x is computed in the forward, from the cost matrix
+    of a small problem (solved on it, as pyot.sinkhorn solves clouds of at most _DENSE_LIMIT
+    entries) while it is at hand: only when autograd will ask for it."""
+    return (torch.is_grad_enabled() and x.requires_grad and not x.is_cuda
+            and metric in ("sqeuclidean", "euclidean") and x.shape[-1] >= _EAGER_MIN_DIM
+            and n_entries <= _numpy_sinkhorn._DENSE_LIMIT)
+
+
+def _cloud_objective(fn: str, geom: T.PointCloud, a: object, b: object, *, eps: float,
+                     tol: float, max_iter: int, threads: int | None) -> torch.Tensor:
+    """SinkhornLoss's entropic objective between two clouds (``<P, C>`` is not computed).
+
+    A small problem is solved on its materialised cost, as :func:`pyot.sinkhorn` does; when
+    autograd needs the gradient in x, it is computed right after the solve from that cost (one
+    exp pass over it and the weighted sums, no second evaluation of the costs) and the cost is
+    dropped: the backward only scales it. Otherwise (large clouds, online) the backward
+    computes it from the potentials, tile by tile."""
+    x, y = geom.x, geom.y
+    options = dict(eps=eps, tol=tol, max_iter=max_iter, eps_scaling=None, init=None)
+    if not _eager_gradient(x, x.shape[0] * y.shape[0], geom.metric):
+        return _entropic_cloud(fn, geom, a, b, _BALANCED, threads=threads, method="auto",
+                               value=False, **options).objective
+    wa, wb = _weights_of(fn, x, a, b, (1,))
+    T.same_kind(fn, cuda=True, x=x, y=y, a=wa, b=wb)
+    xs, ys = T.view(x), T.view(y)
+    cost = _NumpyCloud._trusted(xs, ys, geom.metric, geom.p).dense()
+    solved = _run(fn, cost, T.view(wa), T.view(wb), threads=threads, value=False, **options)
+    pots = _Potentials.of(solved, _BALANCED)
+    cloud = _Cloud(xs, ys, geom.metric, geom.p, pots, V.threads(threads, fn))
+    grad_x = _core.sinkhorn_dense_point_gradient(
+        cost, xs, ys, METRICS[geom.metric], pots.a[0], pots.b[0], pots.f[0], pots.g[0],
+        eps=pots.eps, threads=cloud.threads)
+    objective = solved.result.objective
+    del cost, solved  # no (n, m) array outlives the forward
+
+    def rule(grad, inputs, needs):
+        _, gy, ga, gb = cloud.objective_rule(grad, inputs, (False, *needs[1:]))
+        gx = T.as_grad(grad_x[None], inputs[0], grad.reshape(-1)) if needs[0] else None
+        return gx, gy, ga, gb
+
+    return attach(rule, objective, x, y, wa, wb)
+
+
 def _result(res: SinkhornResult, objective, value, plan, dtype) -> SinkhornResult:
     return SinkhornResult(
         value=value, objective=objective, plan=plan,
@@ -815,9 +869,7 @@ class SinkhornLoss(torch.nn.Module):
         if self.debias:
             return sinkhorn_divergence(x, y, a, b, metric=self.metric, p=self.p, **options)
         geom = T.PointCloud(x, y, self.metric, p=self.p)
-        fn = "pyot.torch.SinkhornLoss"
-        return _entropic_cloud(fn, geom, a, b, _BALANCED, eps_scaling=None, init=None,
-                               method="auto", value=False, **options).objective
+        return _cloud_objective("pyot.torch.SinkhornLoss", geom, a, b, **options)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor | None = None,
                 b: torch.Tensor | None = None) -> torch.Tensor:

@@ -1889,6 +1889,82 @@ void point_gradient(MatrixView<T> x, MatrixView<T> y, Metric metric, double p, c
   });
 }
 
+// Rows [i0, i1) of the point gradient's sums from a dense cost matrix (rows <= kRowBlock): the
+// coefficients of gradient_block_gemm read from c instead of built by a product, the weighted
+// sums over q (centred rows) by the same second product.
+template <Metric M, class T>
+PYOT_MULTIVERSION void gradient_block_dense(MatrixView<T> c, const PointsT<T>& q, index_t i0,
+                                            index_t i1, const double* hb, const double* ha,
+                                            double inv_eps, double* acc, double* alpha) {
+  constexpr index_t B = kRowBlock, L = kColBlock;
+  constexpr bool kFloatSums = std::is_same_v<T, float>;
+  const index_t d = q.d, rows = i1 - i0;
+  require(rows <= B, "gradient_block_dense: at most kRowBlock rows");
+  alignas(64) double coef[B * L];
+  alignas(64) float wf[kFloatSums ? B * L : 1];
+  std::fill(acc, acc + rows * d, 0.0);
+  std::fill(alpha, alpha + rows, 0.0);
+  for (index_t j0 = 0; j0 < q.n; j0 += L) {
+    const index_t j1 = std::min(q.n, j0 + L), len = j1 - j0;
+    for (index_t r = 0; r < rows; ++r) {
+      double* cr = coef + r * len;
+      const bool live = ha[i0 + r] != kNegInf &&
+                        detail::row_coefficients<M, Pairs::Plan>(
+                            c.row(i0 + r) + j0, hb + j0, ha[i0 + r], nullptr, len, inv_eps, 1.0,
+                            cr, nullptr, acc + r * d, d, alpha[r]);
+      if (!live) std::fill(cr, cr + len, 0.0);
+    }
+    const T* u = q.rows.data() + j0 * d;
+    if constexpr (kFloatSums) {
+      for (index_t k = 0; k < rows * len; ++k) wf[k] = float(coef[k]);
+      weighted_sum_block(wf, len, rows, u, len, d, acc);
+    } else {
+      weighted_sum_block(coef, len, rows, u, len, d, acc);
+    }
+  }
+  for (index_t k = 0; k < rows * d; ++k) acc[k] = -acc[k];
+}
+
+// point_gradient when the cost matrix c (n x m) is at hand (a small problem solved on its
+// materialised cost, pyot.torch's SinkhornLoss): one exp pass over c and the weighted sums, no
+// cost evaluation. The squared Euclidean and Euclidean costs (the sums run over the clouds
+// centred by their common mean, as point_gradient's GEMM form); c must be their cost of x, y.
+template <class T>
+void dense_point_gradient(MatrixView<T> c, MatrixView<T> x, MatrixView<T> y, Metric metric,
+                          const double* a, const double* b, const double* f, const double* g,
+                          double eps, double* out, int threads) {
+  const index_t n = x.rows, m = y.rows, d = x.cols;
+  require(y.cols == d, "x and y must have the same number of columns");
+  require(c.rows == n && c.cols == m, "the cost must be (n, m)");
+  require(metric == Metric::SqEuclidean || metric == Metric::Euclidean,
+          "dense_point_gradient: squared Euclidean or Euclidean costs");
+  const double inv_eps = 1.0 / eps;
+  const std::vector<double> ha = detail::log_weighted(a, f, inv_eps, n);
+  const std::vector<double> hb = detail::log_weighted(b, g, inv_eps, m);
+  const int t = threads_for_work(threads, n * m);
+  GemmPoints<T> gp;
+  gp.assign(x, y, GemmCentre::Both);
+  const PointsT<T> py = detail::centred_rows(gp);
+  const MatrixView<T> xc(gp.xr.data(), n, d);
+  const PointsT<T> none;
+  auto run = [&](auto tag) {
+    constexpr Metric M = decltype(tag)::value;
+    for_blocks(n, kRowBlock, t, [&](index_t i0, index_t i1) {
+      std::vector<double> acc((i1 - i0) * d), alpha(i1 - i0);
+      gradient_block_dense<M>(c, py, i0, i1, hb.data(), ha.data(), inv_eps, acc.data(),
+                              alpha.data());
+      for (index_t i = i0; i < i1; ++i)
+        detail::finish_gradient_row<M>(none, xc, i, acc.data() + (i - i0) * d, alpha[i - i0],
+                                       1.0, out + i * d);
+    });
+  };
+  if (metric == Metric::SqEuclidean) {
+    run(std::integral_constant<Metric, Metric::SqEuclidean>());
+  } else {
+    run(std::integral_constant<Metric, Metric::Euclidean>());
+  }
+}
+
 // Rows [i0, i1) of the online plan-vector product out[i - i0] = sum_j w_ij (v_j + gamma c_ij),
 // w_ij = exp(hb_j + ha_i - c_ij / eps): the cost tiles of pair_block (the matrix-product form
 // when `gemm`), the row's sum in one exp pass per tile.
