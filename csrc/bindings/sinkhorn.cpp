@@ -176,12 +176,11 @@ struct CloudBatch {
 // enough of them, see for_each_problem); f and g (B, n) / (B, m) updated in place.
 template <class T>
 BatchOut sinkhorn_online_batch(const carray<T>& x, const carray<T>& y, int metric, double p,
-                               const carray<double>& a, const carray<double>& b,
-                               carray<double>& f, carray<double>& g,
-                               const carray<double>& cost_range, const carray<double>& eps_start,
-                               double eps, double tol, index_t max_iter, double eps_scaling,
-                               bool overrelax, double tau_a, double tau_b, int threads,
-                               bool value) {
+                               const carray<double>& a, const carray<double>& b, carray<double>& f,
+                               carray<double>& g, const carray<double>& cost_range,
+                               const carray<double>& eps_start, double eps, double tol,
+                               index_t max_iter, double eps_scaling, bool overrelax, double tau_a,
+                               double tau_b, int threads, bool value) {
   const CloudBatch<T> cb(x, y, metric, {&a, &f}, {&b, &g});
   require_shape(cost_range, {cb.batch}, "cost_range");
   require_shape(eps_start, {cb.batch}, "eps_start");
@@ -299,8 +298,8 @@ carray<double> sinkhorn_dense_point_gradient(const carray<T>& cost, const carray
   double* dst = out.mutable_data();
   {
     py::gil_scoped_release release;
-    sk::dense_point_gradient(cv, xv, yv, static_cast<Metric>(metric), a.data(), b.data(),
-                             f.data(), g.data(), eps, dst, threads);
+    sk::dense_point_gradient(cv, xv, yv, static_cast<Metric>(metric), a.data(), b.data(), f.data(),
+                             g.data(), eps, dst, threads);
   }
   return out;
 }
@@ -492,10 +491,10 @@ void bind_sinkhorn(py::module_& m) {
                     "sum_j P_ij grad_x c(x_i, y_j), (n, d) float64, from the potentials of "
                     "P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps), cost tiles on the fly.");
   PYOT_DEF_FLOATING(m, "sinkhorn_dense_point_gradient", sinkhorn_dense_point_gradient,
-                    py::arg("cost").noconvert(), py::arg("x").noconvert(),
-                    py::arg("y").noconvert(), py::arg("metric"), py::arg("a").noconvert(),
-                    py::arg("b").noconvert(), py::arg("f").noconvert(), py::arg("g").noconvert(),
-                    py::kw_only(), py::arg("eps"), py::arg("threads"),
+                    py::arg("cost").noconvert(), py::arg("x").noconvert(), py::arg("y").noconvert(),
+                    py::arg("metric"), py::arg("a").noconvert(), py::arg("b").noconvert(),
+                    py::arg("f").noconvert(), py::arg("g").noconvert(), py::kw_only(),
+                    py::arg("eps"), py::arg("threads"),
                     "sinkhorn_point_gradient from the cost matrix (n, m) of x, y already "
                     "evaluated (squared Euclidean or Euclidean: one exp pass over it and the "
                     "weighted sums), (n, d) float64.");

@@ -1908,10 +1908,10 @@ PYOT_MULTIVERSION void gradient_block_dense(MatrixView<T> c, const PointsT<T>& q
     const index_t j1 = std::min(q.n, j0 + L), len = j1 - j0;
     for (index_t r = 0; r < rows; ++r) {
       double* cr = coef + r * len;
-      const bool live = ha[i0 + r] != kNegInf &&
-                        detail::row_coefficients<M, Pairs::Plan>(
-                            c.row(i0 + r) + j0, hb + j0, ha[i0 + r], nullptr, len, inv_eps, 1.0,
-                            cr, nullptr, acc + r * d, d, alpha[r]);
+      const bool live =
+          ha[i0 + r] != kNegInf && detail::row_coefficients<M, Pairs::Plan>(
+                                       c.row(i0 + r) + j0, hb + j0, ha[i0 + r], nullptr, len,
+                                       inv_eps, 1.0, cr, nullptr, acc + r * d, d, alpha[r]);
       if (!live) std::fill(cr, cr + len, 0.0);
     }
     const T* u = q.rows.data() + j0 * d;
@@ -1954,8 +1954,8 @@ void dense_point_gradient(MatrixView<T> c, MatrixView<T> x, MatrixView<T> y, Met
       gradient_block_dense<M>(c, py, i0, i1, hb.data(), ha.data(), inv_eps, acc.data(),
                               alpha.data());
       for (index_t i = i0; i < i1; ++i)
-        detail::finish_gradient_row<M>(none, xc, i, acc.data() + (i - i0) * d, alpha[i - i0],
-                                       1.0, out + i * d);
+        detail::finish_gradient_row<M>(none, xc, i, acc.data() + (i - i0) * d, alpha[i - i0], 1.0,
+                                       out + i * d);
     });
   };
   if (metric == Metric::SqEuclidean) {
