@@ -182,10 +182,79 @@ PYOT_ALWAYS_INLINE void reduce_tile(const T* tile, const double* h, double s, do
 }
 }  // namespace detail
 
+namespace detail {
+// Few coordinates (d <= kFusedMaxDim): the sums of online_block with each cost computed in
+// registers inside the exp loop, in the order cost_row_tile sums the coordinates (the same
+// costs), instead of written to a tile and read back: at d = 3 the tile's stores and loads cost
+// about a fifth of the half-step.
+constexpr index_t kFusedMaxDim = 3;
+
+template <Metric M, int D, class T>
+PYOT_ALWAYS_INLINE T fused_cost(const T* x, const T* const* y, index_t t, T pexp) {
+  T c = T(0);
+  for (int k = 0; k < D; ++k) c += CostOp<M>::term(x[k], y[k][t], pexp);
+  if constexpr (M != Metric::SqEuclidean) c = CostOp<M>::finish(c, pexp);
+  return c;
+}
+
+// sum_t exp(h_t + s - c(x, y_t) inv_eps) over t in [0, len), y given by its D coordinate rows;
+// float lanes as exp_sum_float (chunks of kFloatChunk summed in float, then in double).
+template <Metric M, int D, Reduce R, class T>
+PYOT_ALWAYS_INLINE double fused_exp_sum(const T* x, const T* const* y, const double* h, double s,
+                                        double inv_eps, index_t len, T pexp) {
+  if constexpr (R == Reduce::FloatSum) {
+    double total = 0.0;
+    for (index_t j0 = 0; j0 < len; j0 += kFloatChunk) {
+      const index_t j1 = std::min(len, j0 + kFloatChunk);
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (index_t t = j0; t < j1; ++t)
+        acc += exp_vec(float(h[t] + s - double(fused_cost<M, D>(x, y, t, pexp)) * inv_eps));
+      total += double(acc);
+    }
+    return total;
+  } else {
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (index_t t = 0; t < len; ++t)
+      acc += exp_vec(h[t] + s - double(fused_cost<M, D>(x, y, t, pexp)) * inv_eps);
+    return acc;
+  }
+}
+
+// online_block's sums (R = Sum or FloatSum) for d = D coordinates, costs in registers.
+template <Metric M, int D, Reduce R, class T>
+PYOT_ALWAYS_INLINE void online_block_fused(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
+                                           index_t i1, T pexp, const double* h, const double* s,
+                                           double inv_eps, double* acc) {
+  for (index_t i = i0; i < i1; ++i) acc[i - i0] = 0.0;
+  for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
+    const index_t len = std::min(q.n, j0 + kColBlock) - j0;
+    const T* y[D];
+    for (int k = 0; k < D; ++k) y[k] = q.coord(k) + j0;
+    for (index_t i = i0; i < i1; ++i)
+      acc[i - i0] += fused_exp_sum<M, D, R>(p.point(i), y, h + j0, s[i - i0], inv_eps, len, pexp);
+  }
+}
+}  // namespace detail
+
 template <Metric M, Reduce R, class T>
 PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
                                     index_t i1, T pexp, const double* h, const double* s,
                                     double inv_eps, double* acc) {
+  if constexpr ((R == Reduce::Sum || R == Reduce::FloatSum) && M != Metric::Minkowski) {
+    static_assert(detail::kFusedMaxDim == 3, "one case per dimension below");
+    switch (p.d) {
+      case 1:
+        return detail::online_block_fused<M, 1, R>(p, q, i0, i1, pexp, h, s, inv_eps, acc);
+      case 2:
+        return detail::online_block_fused<M, 2, R>(p, q, i0, i1, pexp, h, s, inv_eps, acc);
+      case 3:
+        return detail::online_block_fused<M, 3, R>(p, q, i0, i1, pexp, h, s, inv_eps, acc);
+      default:
+        break;
+    }
+  }
   T tile[kColBlock];
   for (index_t i = i0; i < i1; ++i) acc[i - i0] = R == Reduce::Max ? kNegInf : 0.0;
   for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
