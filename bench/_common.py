@@ -410,6 +410,15 @@ class HardwareBounds:
     exp_source: str
     bandwidth_source: str
     threads: int
+    # float exp evaluations per second (the float lanes of float32 problems); None when the
+    # core has no float exp probe
+    exp_rate_single: float | None = None
+
+    def exp_rate_for(self, dtype: str) -> float:
+        """The exp rate a solve of this dtype is bound by."""
+        if dtype == "float32" and self.exp_rate_single:
+            return self.exp_rate_single
+        return self.exp_rate
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -426,7 +435,13 @@ def probe_hardware(core: Any | None, threads: int, quick: bool) -> HardwareBound
         exp_fn(exp_n, 1, threads)  # warm the threads
         exp_rate = float(exp_fn(exp_n, exp_repeats, threads))
         exp_source = f"pyot._core.hw_exp_throughput(n={exp_n}, repeats={exp_repeats})"
+        try:
+            exp_rate_single = float(exp_fn(exp_n, exp_repeats, threads, True))
+            exp_source += " (float32: single=True)"
+        except TypeError:  # a core without the float exp probe
+            exp_rate_single = None
     else:
+        exp_rate_single = None
         exp_rate = _numpy_exp_rate(threads)
         exp_source = "numpy fallback (np.exp; pyot._core.hw_exp_throughput missing)"
     if bw_fn is not None:
@@ -436,7 +451,7 @@ def probe_hardware(core: Any | None, threads: int, quick: bool) -> HardwareBound
     else:
         bandwidth = _numpy_read_bandwidth(threads, nbytes, 5)
         bw_source = "numpy fallback (np.add.reduce; pyot._core.hw_read_bandwidth missing)"
-    return HardwareBounds(exp_rate, bandwidth, exp_source, bw_source, threads)
+    return HardwareBounds(exp_rate, bandwidth, exp_source, bw_source, threads, exp_rate_single)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1742,3 +1742,134 @@ class TestSingleKernel:
         np.testing.assert_array_equal(trusted.f, checked.f)
         np.testing.assert_array_equal(trusted.g, checked.g)
         assert trusted.objective == checked.objective
+
+
+class TestFloatLanes:
+    """float32 problems run the log-domain exp in float lanes (16 per AVX-512 vector): the float
+    exp itself, the solves against float64 ones, and the exact error contract (convergence is
+    confirmed with double lanes, so marginal_error is the true one)."""
+
+    @staticmethod
+    def true_error(cost, a, b, f, g, eps):
+        c = np.asarray(cost, np.float64)
+        f, g = np.asarray(f, np.float64), np.asarray(g, np.float64)
+        plan = a[:, None] * b[None, :] * np.exp((f[:, None] + g[None, :] - c) / eps)
+        return np.abs(plan.sum(1) - a).sum() + np.abs(plan.sum(0) - b).sum()
+
+    def test_float_exp_accuracy(self):
+        x = np.concatenate(
+            [
+                np.linspace(-90.0, 90.0, 1_000_001, dtype=np.float32),
+                np.float32(88.72283) + np.arange(-50, 50, dtype=np.float32) * np.float32(1e-5),
+                np.float32(-87.33654) + np.arange(-50, 50, dtype=np.float32) * np.float32(1e-3),
+                np.array([0.0, -0.0, 1e-30, -1e-30, 1e-8, np.log(2.0)], np.float32),
+            ]
+        )
+        y = pyot._core.exp_vec(x)
+        assert y.dtype == np.float32
+        assert y.shape == x.shape
+        exact = np.exp(x.astype(np.float64))
+        normal = exact >= 2.0**-125  # smaller results may be flushed to 0 (never subnormal)
+        finite = exact < np.finfo(np.float32).max * (1 - 2e-7)
+        ok = normal & finite
+        ulp = np.spacing(exact[ok].astype(np.float32)).astype(np.float64)
+        assert np.max(np.abs(y[ok] - exact[ok]) / ulp) <= 2.0
+        small = exact < 2.0**-125.5
+        np.testing.assert_array_equal(y[small], 0.0)
+        assert np.all((y[~normal] == 0.0) | (y[~normal] >= np.finfo(np.float32).tiny))
+        assert np.all(np.isinf(y[exact > np.finfo(np.float32).max]))
+        np.testing.assert_array_equal(y[x == 0.0], 1.0)
+
+    def test_float_exp_special_values(self):
+        x = np.array([-np.inf, np.inf, np.nan, -1e30, 1e30, -100.0, 100.0, 89.5], np.float32)
+        y = pyot._core.exp_vec(x)
+        np.testing.assert_array_equal(y[[0, 3, 5]], 0.0)
+        assert np.all(np.isposinf(y[[1, 4, 6, 7]]))
+        assert np.isnan(y[2])
+
+    def test_double_exp_accuracy(self):
+        x = np.linspace(-750.0, 709.0, 200_001)
+        y = pyot._core.exp_vec(x)
+        exact = np.exp(x)
+        ok = x >= -708.0
+        np.testing.assert_allclose(y[ok], exact[ok], rtol=4e-16, atol=0)
+        np.testing.assert_array_equal(y[~ok], 0.0)
+
+    def test_float_exp_is_faster(self):
+        """The float lanes are the point: their exp rate is measured beside the double one."""
+        single = pyot._core.hw_exp_throughput(1 << 16, 1, 1, True)
+        double = pyot._core.hw_exp_throughput(1 << 16, 1, 1, False)
+        assert single > 0.0
+        assert double > 0.0
+
+    @pytest.mark.parametrize(
+        ("metric", "d"),
+        [
+            ("sqeuclidean", 3),
+            ("euclidean", 3),
+            ("cityblock", 3),
+            ("minkowski", 3),
+            ("cosine", 3),
+            ("sqeuclidean", 20),  # the matrix-product tiles
+            ("cosine", 20),
+        ],
+    )
+    def test_online_float32_equals_float64(self, rng, force_online, metric, d):
+        x, y = clouds(rng, 300, 280, d=d, unit=True)
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        a, b = weights(rng, 300), weights(rng, 280)
+        kw = {"p": 1.5} if metric == "minkowski" else {}
+        dense32 = pyot.cost_matrix(x, y, metric, **kw)
+        eps = 0.02 * float(dense32.max())
+        r32 = pyot.sinkhorn(pyot.PointCloud(x, y, metric, **kw), a, b, eps=eps, tol=1e-6)
+        x64, y64 = x.astype(np.float64), y.astype(np.float64)
+        r64 = pyot.sinkhorn(pyot.PointCloud(x64, y64, metric, **kw), a, b, eps=eps, tol=1e-6)
+        assert r32.converged
+        assert r32.marginal_error <= 1e-6
+        assert_potentials_close(r32.f, r32.g, r64.f, r64.g, atol=2e-4 * eps)
+        np.testing.assert_allclose(r32.value, r64.value, rtol=2e-5)
+        np.testing.assert_allclose(r32.objective, r64.objective, rtol=2e-5, atol=1e-7)
+        np.testing.assert_allclose(r32.plan, r64.plan, rtol=2e-3, atol=1e-9)
+
+    def test_online_float32_small_eps_exact_error(self, rng, force_online):
+        """eps = 0.005 on costs up to 1, tol 1e-5: converged, and the reported error is the true
+        one of the returned potentials on the float32 costs."""
+        x, y = clouds(rng, 400, 350, d=3, unit=True)
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        a, b = weights(rng, 400), weights(rng, 350)
+        res = pyot.sinkhorn(pyot.PointCloud(x, y), a, b, eps=0.005, tol=1e-5)
+        assert res.converged
+        assert res.marginal_error <= 1e-5
+        # The online tiles are direct sums on the centred clouds, as cost_matrix's; f and g
+        # are rounded to float32 on return (a relative 6e-8 of |f| / eps in each exponent).
+        cost = pyot.cost_matrix(x, y)
+        err = self.true_error(cost, a, b, res.f, res.g, 0.005)
+        np.testing.assert_allclose(res.marginal_error, err, rtol=0, atol=3e-6)
+
+    @pytest.mark.parametrize("tol", [1e-5, 1e-7])
+    def test_dense_float32_log_domain(self, rng, tol):
+        cost, a, b = problem(rng, 300, 260, dtype=np.float32)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        res = pyot.sinkhorn(cost, a, b, eps=0.01, tol=tol, method="log")
+        ref = pyot.sinkhorn(
+            cost.astype(np.float64), a64 / a64.sum(), b64 / b64.sum(), eps=0.01, tol=1e-12,
+            method="log",
+        )
+        assert res.converged
+        assert res.marginal_error <= tol
+        err = self.true_error(cost, a64, b64, res.f, res.g, 0.01)
+        np.testing.assert_allclose(res.marginal_error, err, rtol=0, atol=2e-6)
+        assert_potentials_close(res.f, res.g, ref.f, ref.g, atol=200 * tol * 0.01 + 1e-6)
+
+    def test_online_float32_thread_independence(self, rng, force_online):
+        x, y = clouds(rng, 800, 700, d=3, unit=True)
+        x, y = x.astype(np.float32), y.astype(np.float32)
+        a, b = weights(rng, 800), weights(rng, 700)
+        pc = pyot.PointCloud(x, y)
+        one = pyot.sinkhorn(pc, a, b, eps=0.02, tol=1e-6, threads=1)
+        two = pyot.sinkhorn(pc, a, b, eps=0.02, tol=1e-6, threads=2)
+        assert one.n_iter == two.n_iter
+        np.testing.assert_array_equal(one.f, two.f)
+        np.testing.assert_array_equal(one.g, two.g)
+        assert one.marginal_error == two.marginal_error
+        assert one.value == two.value

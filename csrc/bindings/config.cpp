@@ -35,11 +35,31 @@ std::string simd_level() {
 #endif
 }
 
-PYOT_MULTIVERSION double exp_sum(const double* x, index_t n) {
-  double s = 0.0;
+template <class T>
+PYOT_MULTIVERSION double exp_sum(const T* x, index_t n) {
+  T s = 0;
 #pragma omp simd reduction(+ : s)
   for (index_t i = 0; i < n; ++i) s += exp_vec(x[i]);
-  return s;
+  return double(s);
+}
+
+// out_i = exp_vec(x_i): the solvers' exp, elementwise (its tests compare it with a reference).
+template <class T>
+PYOT_MULTIVERSION void exp_map(const T* x, index_t n, T* out) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) out[i] = exp_vec(x[i]);
+}
+
+template <class T>
+pyot::bind::carray<T> exp_vec_array(const pyot::bind::carray<T>& x) {
+  pyot::bind::carray<T> out(x.size());
+  const T* in = x.data();
+  T* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    exp_map(in, index_t(x.size()), o);
+  }
+  return out;
 }
 
 PYOT_MULTIVERSION double plain_sum(const double* x, index_t n) {
@@ -58,13 +78,15 @@ double time_parallel(index_t chunks, int threads, int repeats, Body&& body) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Evaluations per second of the solvers' double-precision exp, all threads.
-double hw_exp_throughput(index_t n, int repeats, int threads) {
+// Evaluations per second of the solvers' exp, all threads: the double-precision one, or the
+// float one (float lanes: float32 problems) when `single`.
+template <class T>
+double exp_throughput(index_t n, int repeats, int threads) {
   py::gil_scoped_release release;
   const int t = resolve_threads(threads);
   const index_t chunk = 4096;
-  std::vector<double> x(chunk * t);
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = -20.0 + 20.0 * double(i % 997) / 997.0;
+  std::vector<T> x(chunk * t);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = T(-20.0 + 20.0 * double(i % 997) / 997.0);
   const index_t per_thread = std::max<index_t>(1, n / (chunk * t));
   volatile double sink = 0.0;
   const double secs = time_parallel(t, t, repeats, [&](index_t k) {
@@ -73,6 +95,11 @@ double hw_exp_throughput(index_t n, int repeats, int threads) {
     sink = sink + s;
   });
   return double(per_thread * chunk * t) * repeats / secs;
+}
+
+double hw_exp_throughput(index_t n, int repeats, int threads, bool single) {
+  return single ? exp_throughput<float>(n, repeats, threads)
+                : exp_throughput<double>(n, repeats, threads);
 }
 
 // Bytes per second of a streaming read over a buffer far larger than the caches.
@@ -111,8 +138,13 @@ void bind_config(py::module_& m) {
   });
   m.def("max_threads", &max_threads);
   m.def("hw_exp_throughput", &hw_exp_throughput, py::arg("n") = index_t(1) << 24,
-        py::arg("repeats") = 5, py::arg("threads") = 0,
-        "Double-precision exp evaluations per second with the solvers' vectorized exp.");
+        py::arg("repeats") = 5, py::arg("threads") = 0, py::arg("single") = false,
+        "Exp evaluations per second with the solvers' vectorized exp: double precision, or the "
+        "float exp of float32 problems when single.");
+  m.def("exp_vec", &exp_vec_array<float>, py::arg("x").noconvert(),
+        "The solvers' vectorized exp, elementwise (float32 lanes), for tests.");
+  m.def("exp_vec", &exp_vec_array<double>, py::arg("x").noconvert(),
+        "The solvers' vectorized exp, elementwise (float64 lanes), for tests.");
   m.def("hw_read_bandwidth", &hw_read_bandwidth, py::arg("nbytes") = index_t(1) << 30,
         py::arg("repeats") = 5, py::arg("threads") = 0,
         "Streaming read bandwidth in bytes per second.");

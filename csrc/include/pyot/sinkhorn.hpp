@@ -19,6 +19,7 @@
 #include <limits>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "pyot/common/config.hpp"
@@ -51,7 +52,36 @@ PYOT_ALWAYS_INLINE double exp_sum(const T* c, const double* h, double s, double 
   }
   return acc;
 }
+
+// Float lanes (ALGORITHMS 11): the exponents h_j + s - c_j inv_eps are formed in double (they are
+// differences of potentials and costs over eps, hundreds at small eps, where float would lose
+// 1e-5), rounded to float (relative 2^-24 of a term that is at most ~1 when the shift is good)
+// and exponentiated by the float exp, 16 per AVX-512 vector. Chunks of kFloatChunk terms are
+// summed in float, the chunks in double.
+constexpr index_t kFloatChunk = 256;
+template <class T>
+PYOT_ALWAYS_INLINE double exp_sum_float(const T* c, const double* h, double s, double inv_eps,
+                                        index_t len) {
+  double total = 0.0;
+  for (index_t j0 = 0; j0 < len; j0 += kFloatChunk) {
+    const index_t j1 = std::min(len, j0 + kFloatChunk);
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (index_t j = j0; j < j1; ++j) acc += exp_vec(float(h[j] + s - double(c[j]) * inv_eps));
+    total += double(acc);
+  }
+  return total;
+}
 }  // namespace detail
+
+// The safe range of a float-lane sum: its terms are exact down to 2^-125.5 (smaller ones are 0),
+// so a sum above 1e-20 loses at most m 2^-125.5 / 1e-20 < 1e-8 relative for m < 1e9; below
+// 1e30 no term or chunk overflows. Outside it the row is redone exactly.
+constexpr double kFloatSafeLow = 1e-20;
+constexpr double kFloatSafeHigh = 1e30;
+inline bool sum_is_safe(double s, bool float_lanes) {
+  return float_lanes ? s > kFloatSafeLow && s < kFloatSafeHigh : in_safe_range(s);
+}
 
 // sum_j exp(h_j + s - c_j inv_eps) over one row.
 template <class T>
@@ -60,12 +90,28 @@ PYOT_MULTIVERSION double row_exp_sum(const T* c, const double* h, double s, doub
   return detail::exp_sum<false>(c, h, s, inv_eps, len);
 }
 
+// The same with float lanes (detail::exp_sum_float).
+template <class T>
+PYOT_MULTIVERSION double row_exp_sum_float(const T* c, const double* h, double s, double inv_eps,
+                                           index_t len) {
+  return detail::exp_sum_float(c, h, s, inv_eps, len);
+}
+
 // acc_j += exp(h + s_j - c_j inv_eps): one row streamed into column accumulators.
 template <class T>
 PYOT_MULTIVERSION void col_exp_accumulate(const T* c, const double* s, double h, double inv_eps,
                                           index_t len, double* acc) {
 #pragma omp simd
   for (index_t j = 0; j < len; ++j) acc[j] += exp_vec(h + s[j] - double(c[j]) * inv_eps);
+}
+
+// The same with float lanes (exponents formed in double, accumulators in double).
+template <class T>
+PYOT_MULTIVERSION void col_exp_accumulate_float(const T* c, const double* s, double h,
+                                                double inv_eps, index_t len, double* acc) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j)
+    acc[j] += double(exp_vec(float(h + s[j] - double(c[j]) * inv_eps)));
 }
 
 // sum_j exp(h_j + s - c_j inv_eps) c_j: one row's share of <P, C>.
@@ -109,10 +155,11 @@ PYOT_MULTIVERSION void gibbs_row(const T* c, const double* h, double s, double i
 }
 
 // Online costs: for rows [i0, i1) of p and v_ij = h_j + s[i - i0] - c(p_i, q_j) inv_eps,
-// acc[i - i0] is sum_j exp(v_ij) (Reduce::Sum), sum_j exp(v_ij) c_ij (Reduce::Weighted, the rows'
-// shares of <P, C>) or max_j v_ij (Reduce::Max, for the exact fallback). Column tiles of q are
-// swept once for the whole block, so each tile stays in cache while the block uses it.
-enum class Reduce { Sum, Weighted, Max };
+// acc[i - i0] is sum_j exp(v_ij) (Reduce::Sum; Reduce::FloatSum with float lanes), sum_j
+// exp(v_ij) c_ij (Reduce::Weighted, the rows' shares of <P, C>) or max_j v_ij (Reduce::Max, for
+// the exact fallback). Column tiles of q are swept once for the whole block, so each tile stays in
+// cache while the block uses it.
+enum class Reduce { Sum, FloatSum, Weighted, Max };
 
 namespace detail {
 // acc op= the reduction of v_t = h_t + s - tile_t inv_eps over one row's tile.
@@ -127,8 +174,66 @@ PYOT_ALWAYS_INLINE void reduce_tile(const T* tile, const double* h, double s, do
       r = v > r ? v : r;
     }
     acc = r;
+  } else if constexpr (R == Reduce::FloatSum) {
+    acc += exp_sum_float(tile, h, s, inv_eps, len);
   } else {
     acc += exp_sum<R == Reduce::Weighted>(tile, h, s, inv_eps, len);
+  }
+}
+}  // namespace detail
+
+namespace detail {
+// Few coordinates (d <= kFusedMaxDim): the sums of online_block with each cost computed in
+// registers inside the exp loop, in the order cost_row_tile sums the coordinates (the same
+// costs), instead of written to a tile and read back: at d = 3 the tile's stores and loads cost
+// about a fifth of the half-step.
+constexpr index_t kFusedMaxDim = 3;
+
+template <Metric M, int D, class T>
+PYOT_ALWAYS_INLINE T fused_cost(const T* x, const T* const* y, index_t t, T pexp) {
+  T c = T(0);
+  for (int k = 0; k < D; ++k) c += CostOp<M>::term(x[k], y[k][t], pexp);
+  if constexpr (M != Metric::SqEuclidean) c = CostOp<M>::finish(c, pexp);
+  return c;
+}
+
+// sum_t exp(h_t + s - c(x, y_t) inv_eps) over t in [0, len), y given by its D coordinate rows;
+// float lanes as exp_sum_float (chunks of kFloatChunk summed in float, then in double).
+template <Metric M, int D, Reduce R, class T>
+PYOT_ALWAYS_INLINE double fused_exp_sum(const T* x, const T* const* y, const double* h, double s,
+                                        double inv_eps, index_t len, T pexp) {
+  if constexpr (R == Reduce::FloatSum) {
+    double total = 0.0;
+    for (index_t j0 = 0; j0 < len; j0 += kFloatChunk) {
+      const index_t j1 = std::min(len, j0 + kFloatChunk);
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (index_t t = j0; t < j1; ++t)
+        acc += exp_vec(float(h[t] + s - double(fused_cost<M, D>(x, y, t, pexp)) * inv_eps));
+      total += double(acc);
+    }
+    return total;
+  } else {
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (index_t t = 0; t < len; ++t)
+      acc += exp_vec(h[t] + s - double(fused_cost<M, D>(x, y, t, pexp)) * inv_eps);
+    return acc;
+  }
+}
+
+// online_block's sums (R = Sum or FloatSum) for d = D coordinates, costs in registers.
+template <Metric M, int D, Reduce R, class T>
+PYOT_ALWAYS_INLINE void online_block_fused(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
+                                           index_t i1, T pexp, const double* h, const double* s,
+                                           double inv_eps, double* acc) {
+  for (index_t i = i0; i < i1; ++i) acc[i - i0] = 0.0;
+  for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
+    const index_t len = std::min(q.n, j0 + kColBlock) - j0;
+    const T* y[D];
+    for (int k = 0; k < D; ++k) y[k] = q.coord(k) + j0;
+    for (index_t i = i0; i < i1; ++i)
+      acc[i - i0] += fused_exp_sum<M, D, R>(p.point(i), y, h + j0, s[i - i0], inv_eps, len, pexp);
   }
 }
 }  // namespace detail
@@ -137,6 +242,19 @@ template <Metric M, Reduce R, class T>
 PYOT_MULTIVERSION void online_block(const PointsT<T>& p, const PointsT<T>& q, index_t i0,
                                     index_t i1, T pexp, const double* h, const double* s,
                                     double inv_eps, double* acc) {
+  if constexpr ((R == Reduce::Sum || R == Reduce::FloatSum) && M != Metric::Minkowski) {
+    static_assert(detail::kFusedMaxDim == 3, "one case per dimension below");
+    switch (p.d) {
+      case 1:
+        return detail::online_block_fused<M, 1, R>(p, q, i0, i1, pexp, h, s, inv_eps, acc);
+      case 2:
+        return detail::online_block_fused<M, 2, R>(p, q, i0, i1, pexp, h, s, inv_eps, acc);
+      case 3:
+        return detail::online_block_fused<M, 3, R>(p, q, i0, i1, pexp, h, s, inv_eps, acc);
+      default:
+        break;
+    }
+  }
   T tile[kColBlock];
   for (index_t i = i0; i < i1; ++i) acc[i - i0] = R == Reduce::Max ? kNegInf : 0.0;
   for (index_t j0 = 0; j0 < q.n; j0 += kColBlock) {
@@ -201,23 +319,30 @@ double row_lse_exact(const T* c, const double* h, double s, double inv_eps, inde
 
 // ---------------------------------------------------------------------------------------------
 // A dense cost matrix C (n x m, row-major, any row stride).
+//
+// The log-ratio passes take `float_lanes`: with a float cost, the exp then runs in float lanes
+// (detail::exp_sum_float; relative error ~1e-7 per ratio): the driver confirms convergence with
+// exact passes. Ignored for a double cost.
 template <class T>
 class DenseCost {
  public:
+  using value_type = T;
   explicit DenseCost(MatrixView<T> c) : c_(c) {}
   index_t rows() const { return c_.rows; }
   index_t cols() const { return c_.cols; }
   const MatrixView<T>& matrix() const { return c_; }
 
   // out_i = log sum_j exp(hb_j + s_i - C_ij inv_eps)
-  void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out,
-                     int threads) const {
+  void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out, int threads,
+                     bool float_lanes = false) const {
     const index_t n = rows(), m = cols();
+    const bool fl = float_lanes && std::is_same<T, float>::value;
     for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       std::vector<double> scratch;
       for (index_t i = i0; i < i1; ++i) {
-        const double sum = row_exp_sum(c_.row(i), hb, s[i], inv_eps, m);
-        if (in_safe_range(sum)) {
+        const double sum = fl ? row_exp_sum_float(c_.row(i), hb, s[i], inv_eps, m)
+                              : row_exp_sum(c_.row(i), hb, s[i], inv_eps, m);
+        if (sum_is_safe(sum, fl)) {
           out[i] = std::log(sum);
         } else {
           scratch.resize(m);
@@ -228,18 +353,22 @@ class DenseCost {
   }
 
   // out_j = log sum_i exp(ha_i + s_j - C_ij inv_eps), streaming rows into column blocks.
-  void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out,
-                     int threads) const {
+  void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out, int threads,
+                     bool float_lanes = false) const {
     const index_t n = rows(), m = cols();
+    const bool fl = float_lanes && std::is_same<T, float>::value;
     for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
       const index_t len = j1 - j0;
       double acc[kColBlock] = {};
       for (index_t i = 0; i < n; ++i) {
         if (ha[i] == kNegInf) continue;  // zero weight: no mass in this row
-        col_exp_accumulate(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
+        if (fl)
+          col_exp_accumulate_float(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
+        else
+          col_exp_accumulate(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
       }
       bool safe = true;
-      for (index_t t = 0; t < len; ++t) safe = safe && in_safe_range(acc[t]);
+      for (index_t t = 0; t < len; ++t) safe = safe && sum_is_safe(acc[t], fl);
       if (safe) {
         for (index_t t = 0; t < len; ++t) out[j0 + t] = std::log(acc[t]);
       } else {
@@ -388,6 +517,7 @@ class OnlineCost {
       M == Metric::SqEuclidean || M == Metric::Euclidean || M == Metric::Cosine;
 
  public:
+  using value_type = T;
   OnlineCost(MatrixView<T> x, MatrixView<T> y, double p)
       : gemm_(kGemmMetric && x.cols >= kGemmMinDim), n_(x.rows), m_(y.rows), p_(T(p)) {
     if (gemm_) {
@@ -401,13 +531,14 @@ class OnlineCost {
   index_t rows() const { return n_; }
   index_t cols() const { return m_; }
 
-  void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out,
-                     int threads) const {
-    log_ratio(false, hb, s, inv_eps, out, threads);
+  // float_lanes: as DenseCost's (float clouds only).
+  void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out, int threads,
+                     bool float_lanes = false) const {
+    log_ratio(false, hb, s, inv_eps, out, threads, float_lanes);
   }
-  void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out,
-                     int threads) const {
-    log_ratio(true, ha, s, inv_eps, out, threads);  // every metric here is symmetric
+  void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out, int threads,
+                     bool float_lanes = false) const {
+    log_ratio(true, ha, s, inv_eps, out, threads, float_lanes);  // every metric is symmetric
   }
 
   void row_weighted_costs(index_t i0, index_t i1, const double* hb, const double* ha,
@@ -444,14 +575,19 @@ class OnlineCost {
 
   // out_i = log sum_j exp(h_j + s_i - c(p_i, q_j) inv_eps): a block of rows sweeps the column
   // tiles together so each tile of q stays in cache while the block uses it.
+  // With float lanes (float clouds) the sums are detail::exp_sum_float's.
   void log_ratio(bool cols, const double* h, const double* s, double inv_eps, double* out,
-                 int threads) const {
+                 int threads, bool float_lanes) const {
+    const bool fl = float_lanes && std::is_same<T, float>::value;
     for_blocks(cols ? m_ : n_, kRowBlock, threads, [&](index_t i0, index_t i1) {
       double acc[kRowBlock];
-      block<Reduce::Sum>(cols, i0, i1, h, s + i0, inv_eps, acc);
+      if (fl)
+        block<Reduce::FloatSum>(cols, i0, i1, h, s + i0, inv_eps, acc);
+      else
+        block<Reduce::Sum>(cols, i0, i1, h, s + i0, inv_eps, acc);
       for (index_t i = i0; i < i1; ++i)
-        out[i] = in_safe_range(acc[i - i0]) ? std::log(acc[i - i0])
-                                            : exact_row(cols, i, h, s[i], inv_eps);
+        out[i] = sum_is_safe(acc[i - i0], fl) ? std::log(acc[i - i0])
+                                                : exact_row(cols, i, h, s[i], inv_eps);
     });
   }
 
@@ -1044,22 +1180,34 @@ inline double kl(const double* p, const double* q, index_t len) {
 }  // namespace detail
 
 // Adapts a cost kernel (h, s interface) to potentials: the log-domain half-steps.
+// With `float_lanes` and a float cost the half-steps run the exp in float lanes (about twice the
+// throughput, ratios accurate to ~1e-7): approximate() is then true and the caller confirms
+// convergence after set_exact() (the double-lane passes, exact as with a double cost).
 template <class Kernel>
 class LogDomain {
  public:
-  LogDomain(const Kernel& k, const detail::Weights& w)
-      : k_(k), w_(w), h_(std::max(w.n, w.m)), s_(std::max(w.n, w.m)) {}
+  LogDomain(const Kernel& k, const detail::Weights& w, bool float_lanes = false)
+      : k_(k),
+        w_(w),
+        h_(std::max(w.n, w.m)),
+        s_(std::max(w.n, w.m)),
+        float_lanes_(float_lanes && std::is_same<typename Kernel::value_type, float>::value) {}
+  // True while the half-steps run in float lanes.
+  bool approximate() const { return float_lanes_; }
+  // Double lanes from here on (returns whether float lanes were on, for restore()).
+  bool set_exact() { return std::exchange(float_lanes_, false); }
+  void restore(bool float_lanes) { float_lanes_ = float_lanes; }
   void row_log_ratio(const double* f, const double* g, double eps, double* out, int threads) {
     const double inv = 1.0 / eps;
     for (index_t j = 0; j < w_.m; ++j) h_[j] = w_.logb[j] + g[j] * inv;
     for (index_t i = 0; i < w_.n; ++i) s_[i] = f[i] * inv;
-    k_.row_log_ratio(h_.data(), s_.data(), inv, out, threads);
+    k_.row_log_ratio(h_.data(), s_.data(), inv, out, threads, float_lanes_);
   }
   void col_log_ratio(const double* f, const double* g, double eps, double* out, int threads) {
     const double inv = 1.0 / eps;
     for (index_t i = 0; i < w_.n; ++i) h_[i] = w_.loga[i] + f[i] * inv;
     for (index_t j = 0; j < w_.m; ++j) s_[j] = g[j] * inv;
-    k_.col_log_ratio(h_.data(), s_.data(), inv, out, threads);
+    k_.col_log_ratio(h_.data(), s_.data(), inv, out, threads, float_lanes_);
   }
   // The k largest plan entries of each row, P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps).
   void row_top_plan(const double* f, const double* g, double eps, index_t k, index_t* idx,
@@ -1097,6 +1245,7 @@ class LogDomain {
   const Kernel& k_;
   const detail::Weights& w_;
   std::vector<double> h_, s_;
+  bool float_lanes_;
 };
 
 // One stage of the eps schedule runs iterations on one domain until its tolerance or cap.
@@ -1110,7 +1259,7 @@ class Driver {
         m_(kernel.cols()),
         threads_(threads_for_work(o.threads, kernel.rows() * kernel.cols())),
         w_(a, b, n_, m_),
-        logdom_(kernel, w_),
+        logdom_(kernel, w_, /*float_lanes=*/true),
         scaling_(scaling),
         f_(f),
         g_(g),
@@ -1134,6 +1283,7 @@ class Driver {
       res_.status = Status::MaxIter;
       eps_ = schedule.back();
       on_scaling_ = cols_exact_ = approx_ = exact_cols_ = false;
+      logdom_.set_exact();
       logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
       for (index_t i = 0; i < n_; ++i) f_[i] -= eps_ * r_[i];
       logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
@@ -1166,13 +1316,14 @@ class Driver {
 
   // Half-step ratios on the stage's domain; the log domain redoes any scaling-domain half-step
   // whose products under- or overflowed.
-  // A float kernel's ratios are approximate: approx_ says that r_ and cols_exact_ are relative
-  // to it, and the driver then measures the true error with exact log-domain passes.
+  // A float kernel's ratios are approximate, and so are float-lane log-domain ones: approx_
+  // says that r_ and cols_exact_ are relative to them, and the driver then measures the true
+  // error with exact log-domain passes.
   void row_ratio(double* out) {
     approx_ = on_scaling_ && scaling_->single();
     if (!on_scaling_ || !scaling_->row_log_ratio(f_, g_, w_.logb.data(), out, threads_)) {
       logdom_.row_log_ratio(f_, g_, eps_, out, threads_);
-      approx_ = false;
+      approx_ = logdom_.approximate();
     }
   }
   void col_ratio(double* out) {
@@ -1182,8 +1333,11 @@ class Driver {
 
   // The exact row ratios (r_, row_err_) and column ratios (c_, returned error) at (f, g): one
   // fused exp pass, or the two log-domain passes where its sums leave the safe range.
+  // Double lanes from here on.
   double exact_errors() {
-    if (!scaling_->exact_ratios(f_, g_, w_.a, w_.b, eps_, r_.data(), c_.data(), threads_)) {
+    logdom_.set_exact();
+    if (scaling_ == nullptr ||
+        !scaling_->exact_ratios(f_, g_, w_.a, w_.b, eps_, r_.data(), c_.data(), threads_)) {
       logdom_.row_log_ratio(f_, g_, eps_, r_.data(), threads_);
       logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
     }
@@ -1221,15 +1375,17 @@ class Driver {
           res_.status = Status::Converged;
           return;
         }
-        // Converged on the float kernel: confirmed by the exact error, else the solve goes on
-        // with a double kernel (not expected: float's rounding is far below kSingleTol).
+        // Converged on the float kernel or float lanes: confirmed by the exact error, else the
+        // solve goes on with a double kernel and double lanes (the columns were balanced by
+        // approximate sums: not exact).
+        const bool float_kernel = on_scaling_ && scaling_->single();
         col_err = exact_errors();
         if (std::isnan(row_err_) || row_err_ + col_err <= tol) {
           res_.status = std::isnan(row_err_) ? Status::NotFinite : Status::Converged;
           return;
         }
-        exact_cols_ = false;
-        scaling_->to_double(f_, g_, threads_);
+        exact_cols_ = cols_exact_ = false;
+        if (float_kernel) scaling_->to_double(f_, g_, threads_);
         continue;
       }
       if (res_.n_iter >= cap) return;
@@ -1237,7 +1393,9 @@ class Driver {
       history.push_back(est);
       if (newton_ok && (est <= newton_below || res_.n_iter >= retry_at) &&
           newton_pays(history, tol)) {
+        const bool lanes = logdom_.set_exact();  // Newton measures its error exactly
         if (newton(eps, tol, sinkhorn_rate(history))) return;
+        logdom_.restore(lanes);
         // The plan is not sparse enough yet, or Newton made slow progress (far from the
         // solution it moves some potentials by about eps per step): Sinkhorn goes on from the
         // current iterate, and Newton is tried again once the error is 100x smaller or after
@@ -1400,6 +1558,7 @@ class Driver {
     if (res_.status == Status::NotFinite) return;
     eps_ = eps;
     on_scaling_ = false;  // exact log-domain passes from here on
+    logdom_.set_exact();
     double col_err;
     if (exact_cols_) {
       col_err = detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);

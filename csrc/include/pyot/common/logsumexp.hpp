@@ -1,8 +1,10 @@
 // A vectorizable exp and the log-sum-exp reductions of the entropic solvers.
 //
 // `exp_vec` is written as straight-line scalar code (no calls, no table lookups) so that the
-// compiler turns loops over it into SIMD code in each multiversioned clone; it is accurate to a
-// few ulp on [-708, 709] and flushes smaller arguments (and -inf) to exactly 0.
+// compiler turns loops over it into SIMD code in each multiversioned clone. The double version is
+// accurate to a few ulp on [-708, 709] and flushes smaller arguments (and -inf) to exactly 0; the
+// float version (twice the lanes per vector) is accurate to 2 ulp, returns +inf past float's
+// range and 0 for results below 2^-125 (x < -86.99; -inf included), never a subnormal.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -13,6 +15,16 @@
 
 namespace pyot {
 
+PYOT_HD std::uint32_t bits_of(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+PYOT_HD float float_of(std::uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
 PYOT_HD std::uint64_t bits_of(double x) {
   std::uint64_t u;
   std::memcpy(&u, &x, sizeof u);
@@ -51,6 +63,32 @@ PYOT_ALWAYS_INLINE double exp_vec(double x) {
   const double scale = double_of((bits_of(t) + 1023u) << 52);
   const double y = p * scale;
   return x < -708.0 ? 0.0 : y;
+}
+
+PYOT_ALWAYS_INLINE float exp_vec(float x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693359375f;  // Cody-Waite split: n * kLn2Hi is exact for |n| < 2^8
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  constexpr float kShifter = 12582912.0f;  // 1.5 * 2^23: rounds to an integer in place
+  // No clamp of x (GCC turns a clamp to constants into three masked cases): the arguments
+  // outside [-87.5, 89] are answered by the selects at the end, whatever t holds for them.
+  const float t = x * kLog2e + kShifter;
+  const float n = t - kShifter;
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;  // |r| <= ln(2) / 2 (+ rounding)
+  // 2 e^r = 2 + 2r + r^2 P(r): the Cephes expf minimax polynomial with its coefficients doubled
+  // (exact), so that the scale is 2^(n - 1) and n = 128 still has a normal scale (x in [-87.5,
+  // 89] gives n in [-126, 128]: the exponent field n + 126 is in [0, 254], 0 giving exactly 0,
+  // and 2 e^r 2^127 = inf past float's range).
+  float p = 2.0f * 1.9875691500e-4f;
+  p = p * r + 2.0f * 1.3981999507e-3f;
+  p = p * r + 2.0f * 8.3334519073e-3f;
+  p = p * r + 2.0f * 4.1665795894e-2f;
+  p = p * r + 2.0f * 1.6666665459e-1f;
+  p = p * r + 2.0f * 5.0000001201e-1f;
+  const float y = p * (r * r) + (2.0f * r + 2.0f);
+  const float scale = float_of((bits_of(t) + 126u) << 23);  // 2^(n - 1) from t's low bits
+  const float z = y * scale;
+  return x < -87.5f ? 0.0f : (x > 89.0f ? std::numeric_limits<float>::infinity() : z);
 }
 
 // A one-pass sum of exp(v) is used when the caller shifts the exponents by a good guess of
