@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -44,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pot-solvers", type=_pot_solvers, default=POT_SOLVERS,
         help="POT solvers to time, comma-separated (default smooth_ot_dual,smooth_ot_semi_dual;"
         " each takes minutes per case from n = 2000 on)",
+    )
+    group.add_argument(
+        "--no-quadratic", action="store_true",
+        help="leave out the k = n column (quadratic OT) that every size otherwise adds",
+    )
+    group.add_argument(
+        "--pot-json", metavar="PATH", action="append", default=[],
+        help="reuse POT's timings and plan quality from a previous --json file (repeatable) for"
+        " the cases it holds, and time only pyot there (POT's side does not change with pyot)",
     )
 
 
@@ -80,6 +90,28 @@ def quality(plan: Any, cost: np.ndarray, a: np.ndarray, b: np.ndarray, reg: floa
     objective = float(vals @ cost[rows, cols] + 0.5 * reg * vals @ vals)
     nnz_max = int(np.bincount(cols, minlength=m).max()) if vals.size else 0
     return Quality(err, objective, nnz_max)
+
+
+def _load_pot(paths: list[str]) -> dict[tuple[int, int, float], list[dict[str, Any]]]:
+    """POT's entries of earlier ``--json`` files, by case ``(n, k, reg)`` (later files win)."""
+    out: dict[tuple[int, int, float], list[dict[str, Any]]] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        for case in data.get("cases", []):
+            entries = [
+                {
+                    "solver": r["solver"],
+                    "timing": cm.Timing(r["timing"]["median_s"], r["timing"]["samples_s"],
+                                        r["timing"]["warm"], r["timing"]["warmup_s"]),
+                    "quality": Quality(**r["quality"]),
+                    "reused": path,
+                }
+                for r in case.get("pot", [])
+            ]
+            if entries:
+                out[(case["n"], case["k"], float(case["reg"]))] = entries
+    return out
 
 
 def _inputs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,7 +162,10 @@ def _case(ctx: dict[str, Any], n: int, k: int, reg: float) -> dict[str, Any]:
     args = ctx["args"]
     cost, a, b = _inputs(n, args.seed)
     out: dict[str, Any] = {"n": n, "k": k, "reg": reg, "pot": []}
-    if ctx["ot"] is not None and n <= args.pot_max_size:
+    reused = ctx["pot_json"].get((n, k, float(reg)))
+    if reused:
+        out["pot"] = [r for r in reused if r["solver"].removeprefix("POT ") in args.pot_solvers]
+    elif ctx["ot"] is not None and n <= args.pot_max_size:
         for name in args.pot_solvers:
             cm.settle()
             with cm.blas_threads(args.threads):
@@ -175,13 +210,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("cpu", cm.cpu_model()), ("threads", str(args.threads)), ("pyot", pyot.__version__),
         ("POT", peer.status()), ("load (1 min)", str(cm.load_average())),
     ])
-    ctx = {"args": args, "pyot": pyot, "ot": peer.handles.get("ot") if peer.available else None}
+    ctx = {"args": args, "pyot": pyot, "ot": peer.handles.get("ot") if peer.available else None,
+           "pot_json": _load_pot(args.pot_json)}
     cases = []
     # --quick: the smallest size, quadratic OT only (POT's top-k projection alone takes
     # seconds there).
     for n in args.sizes[:1] if args.quick else args.sizes:
         regs = args.regs[-1:] if args.quick else args.regs
-        ks = (n,) if args.quick else (*args.ks, n)
+        ks = (n,) if args.quick else tuple(args.ks) + (() if args.no_quadratic else (n,))
         rows = []
         for k, reg in [(k, reg) for reg in regs for k in ks]:
             cases.append(_case(ctx, n, k, reg))
