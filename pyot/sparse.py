@@ -94,9 +94,21 @@ def sparse_ot(
     ``sum t = b_j``, at most k nonzeros), maximized by L-BFGS. Each column of the plan is the
     top-k simplex projection of ``(f - C_:j) / reg``: it has at most k nonzeros and carries
     exactly ``b_j`` by construction, while the rows reach ``a`` as the solver converges.
-    ``k = 1`` gives unregularized OT restricted to one source per target; ``k >= n`` is
+    ``k = 1`` gives unregularized OT restricted to one source per target (see below); ``k >= n`` is
     :func:`quadratic_ot`. In mixture-of-experts routing, rows are tokens, columns experts and
     ``k`` the capacity of an expert.
+
+    ``k = 1`` is solved exactly where its plans are assignments: when every ``b_j`` is the
+    same ``beta`` and every ``a_i`` an integer multiple ``c_i beta`` (square uniform weights,
+    or ``m = c n`` uniform), a plan with one nonzero per column sends each column whole to one
+    row and row i takes ``c_i`` columns; ``||P||^2 = sum_j b_j^2`` is then the same for every
+    such plan, so the problem is the assignment problem on ``C`` (row i repeated ``c_i``
+    times) plus ``(reg / 2) sum_j b_j^2``. The exact assignment solver of :func:`pyot.emd`
+    solves it: ``converged=True``, ``n_iter = 0``, both marginals exact up to round-off, and
+    ``f``, ``g`` from the assignment's dual (``f`` maximizes the semi-dual, whose value is the
+    objective; ``g_j = v_j + reg b_j``). Other weights with ``k = 1`` go to the semi-dual like
+    any k: its top-1 support is ambiguous at the optimum and the rows are usually met only
+    approximately (``converged=False``; matching them is a bin-packing problem in general).
 
     Where ``k`` cuts into the support the unconstrained plan would have, the semi-dual is not
     smooth at its maximizer and L-BFGS meets the rows slowly. When the marginal error falls
@@ -133,7 +145,8 @@ def sparse_ot(
         ``plan`` (``scipy.sparse.csc_array`` of the cost's dtype, at most k nonzeros per
         column), ``value`` (``<P, C>``), ``objective`` (``<P, C> + (reg / 2) ||P||^2``), ``f``,
         ``g`` (potentials: ``P_ij = (f_i + g_j - C_ij) / reg`` on the support), ``n_iter``
-        (semi-dual iterations, plus the polish's when its plan is returned),
+        (semi-dual iterations, plus the polish's when its plan is returned; 0 for the exact
+        ``k = 1`` assignment),
         ``marginal_error``, ``converged``, ``reg``.
 
     Raises
@@ -147,7 +160,7 @@ def sparse_ot(
         When the tolerance is not reached (``converged=False``). For ``k < n`` this also
         happens when the optimum sits where a column's top-k support is ambiguous and no
         top-k support the polish tried admits a plan that meets the rows (``k = 1`` with
-        uniform weights needs a permutation among the tied rows, for example).
+        unequal column weights, for example).
     UserWarning
         When ``k * m < n``: the plan cannot cover every row.
 

@@ -34,6 +34,7 @@
 #include "pyot/common/status.hpp"
 #include "pyot/common/threads.hpp"
 #include "pyot/common/view.hpp"
+#include "pyot/exact.hpp"
 
 namespace pyot::sparse {
 
@@ -50,7 +51,8 @@ struct Options {
   Formulation formulation = Formulation::SemiDual;
   int memory = 10;  // L-BFGS pairs kept
   int threads = 0;
-  bool polish = true;  // semi-dual, k < n: try the support polish where k binds (see solve)
+  bool polish = true;      // semi-dual, k < n: try the support polish where k binds (see solve)
+  bool assignment = true;  // k = 1 with equal column weights: solve exactly (see solve_k1)
 };
 
 constexpr index_t kFirstCheck = 25;  // semi-dual iterations before the first progress check
@@ -682,6 +684,84 @@ index_t polish(const Objective<T>& obj, index_t n, index_t m, const double* a, c
   return iters;
 }
 
+// ---------------------------------------------------------------------------------------------
+// k = 1 exactly. With one nonzero per column, column j sends all of b_j to one row. When every
+// b_j equals one beta and every a_i is an integer multiple c_i beta (sum c_i = m; square uniform
+// weights: c_i = 1), the feasible plans are exactly the assignments of the m columns to the
+// expanded rows (row i repeated c_i times), and ||T||^2 = sum_j b_j^2 is the same for all of
+// them: the problem is the assignment problem on the expanded m x m cost (exact.hpp's
+// Assignment), plus the constant (gamma / 2) sum_j b_j^2. Its dual (u_r + v_j <= C_rj, equality
+// on the assignment; copies of a row share one u, their cost rows being equal) maximises the
+// semi-dual: with alpha = u, max_i (alpha_i - C_ij) = -v_j, so F(u) = <u, a> + <v, b> +
+// (gamma / 2) sum_j b_j^2 = the plan's objective. g_j = v_j + gamma b_j keeps
+// T_ij = (f_i + g_j - C_ij) / gamma on the support. Returns false (nothing touched) when the
+// weights are not of this form; the semi-dual then runs (its top-1 support is ambiguous at the
+// optimum, and the rows are met only approximately).
+template <class T>
+bool solve_k1(const MatrixView<T>& cost, const double* a, const double* b, double reg,
+              std::vector<double>& x, double* g, CscPlan& plan, Result& res) {
+  const index_t n = cost.rows, m = cost.cols;
+  const double beta = b[0];
+  if (!(beta > 0.0)) return false;
+  for (index_t j = 0; j < m; ++j)
+    if (b[j] != beta) return false;
+  std::vector<index_t> owner;  // expanded row r -> row of the cost
+  owner.reserve(static_cast<size_t>(m));
+  for (index_t i = 0; i < n; ++i) {
+    const double c = std::round(a[i] / beta);
+    if (!(std::abs(a[i] - c * beta) <= 1e-9 * beta) || c > double(m - index_t(owner.size())))
+      return false;
+    owner.insert(owner.end(), static_cast<size_t>(c), i);
+  }
+  if (index_t(owner.size()) != m) return false;
+  std::vector<T> expanded;  // only when some row is repeated or dropped
+  MatrixView<T> view = cost;
+  if (n != m) {
+    expanded.resize(static_cast<size_t>(m * m));
+    for (index_t r = 0; r < m; ++r) std::copy_n(cost.row(owner[r]), m, expanded.data() + r * m);
+    view = MatrixView<T>(expanded.data(), m, m);
+  }
+  exact::detail::Assignment<T> lap(view);
+  lap.solve();
+  std::vector<index_t> row_of(static_cast<size_t>(m));
+  std::vector<double> u(static_cast<size_t>(n), std::numeric_limits<double>::infinity());
+  for (index_t r = 0; r < m; ++r) {
+    const index_t j = lap.column(r), i = owner[r];
+    row_of[size_t(j)] = i;
+    u[size_t(i)] = std::min(u[size_t(i)], double(cost(i, j)) - lap.price(j));
+  }
+  // Rows of zero weight take no column: the largest alpha_i keeping alpha_i - C_ij <= -v_j.
+  for (index_t i = 0; i < n; ++i) {
+    if (std::isfinite(u[size_t(i)])) continue;
+    double lo = std::numeric_limits<double>::infinity();
+    for (index_t j = 0; j < m; ++j) lo = std::min(lo, double(cost(i, j)) - lap.price(j));
+    u[size_t(i)] = lo;
+  }
+  plan.col_ptr.resize(static_cast<size_t>(m + 1));
+  plan.rows = row_of;
+  plan.values.assign(b, b + m);
+  std::vector<double> row_sum(static_cast<size_t>(n), 0.0);
+  double value = 0.0, sq = 0.0;
+  for (index_t j = 0; j < m; ++j) {
+    plan.col_ptr[size_t(j)] = j;
+    value += b[j] * double(cost(row_of[size_t(j)], j));
+    sq += b[j] * b[j];
+    row_sum[size_t(row_of[size_t(j)])] += b[j];
+    g[j] = lap.price(j) + reg * b[j];
+  }
+  plan.col_ptr[size_t(m)] = m;
+  double err = 0.0;
+  for (index_t i = 0; i < n; ++i) err += std::abs(row_sum[size_t(i)] - a[i]);
+  std::copy(u.begin(), u.end(), x.begin());
+  if (index_t(x.size()) == n + m) std::copy(g, g + m, x.begin() + n);  // the dual's beta
+  res.status = Status::Converged;
+  res.n_iter = 0;
+  res.marginal_error = err;
+  res.value = value;
+  res.objective = value + 0.5 * reg * sq;
+  return true;
+}
+
 // The solve: x (alpha, or (alpha, beta) for the dual; length n or n + m) is the start on entry
 // and the maximiser on exit; g receives the column potentials.
 //
@@ -696,10 +776,15 @@ Result solve(const MatrixView<T>& cost, const double* a, const double* b, std::v
   require(opt.reg > 0.0 && std::isfinite(opt.reg), "reg must be a positive finite number");
   require(opt.k >= 1, "k must be >= 1");
   const index_t n = cost.rows, m = cost.cols;
+  Result res;
+  if (opt.assignment && opt.k == 1 && n > 0 && m > 0) {
+    require(index_t(x.size()) == (opt.formulation == Formulation::Dual ? n + m : n),
+            "x has the wrong length");
+    if (solve_k1(cost, a, b, opt.reg, x, g, plan, res)) return res;
+  }
   const std::vector<T> ct = column_major(cost, resolve_threads(opt.threads));
   Objective<T> obj(ct.data(), n, m, a, b, opt);
   require(index_t(x.size()) == obj.size(), "x has the wrong length");
-  Result res;
   auto fn = [&](const double* xv, double* grad) {
     ++res.n_eval;
     return obj.evaluate(xv, grad);
