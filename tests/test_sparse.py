@@ -345,6 +345,45 @@ class TestK1Assignment:
                 np.testing.assert_array_equal(x, y)
 
 
+class TestMoreRowsThanColumns:
+    """m < n: quadratic OT by the semi-dual over the m column potentials first, kept when no
+    column has more than k nonzeros, else the start of the semi-dual over the rows."""
+
+    def test_routing_small_reg_converges(self):
+        # The regression: 4096 tokens x 64 experts, standard-normal scores, capacity 80,
+        # reg = 0.1 (k does not bind). The semi-dual over the 4096 row potentials ended at
+        # err 0.1 after 1000 iterations; over the 64 column potentials it takes ~50.
+        scores = np.random.default_rng(0).standard_normal((4096, 64))
+        a, b = np.full(4096, 1 / 4096), np.full(64, 1 / 64)
+        res = pyot.sparse_ot(-scores, k=80, reg=0.1, tol=1e-6)
+        check_result(res, -scores, a, b, k=80, reg=0.1, tol=1e-6)
+        assert res.n_iter < 200
+        quad = pyot.quadratic_ot(-scores, reg=0.1, tol=1e-6)
+        np.testing.assert_array_equal(quad.plan.toarray(), res.plan.toarray())
+
+    @pytest.mark.parametrize("reg", [0.05, 1.0])
+    def test_same_optimum_as_the_row_semi_dual(self, rng, reg, dtype):
+        cost, a, b = problem(rng, 50, 12, dtype=dtype)
+        tol = 1e-7 if dtype == np.float64 else 1e-5
+        res = pyot.quadratic_ot(cost, a, b, reg=reg, tol=tol)
+        check_result(res, cost, a, b, k=50, reg=reg, tol=tol)
+        out = _core.sparse_solve(cost, a, b, k=50, reg=reg, tol=tol, max_iter=5000,
+                                 formulation=0, threads=1, transpose=False)
+        assert out[0] == 0
+        rtol = 1e-6 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(res.objective, out[6], rtol=rtol)
+        plan = scipy.sparse.csc_array((out[11], out[10], out[9]), shape=cost.shape).toarray()
+        np.testing.assert_allclose(dense(res), plan, atol=20 * tol)
+
+    def test_k_binding_falls_back_to_the_rows(self, rng):
+        cost, a, b = problem(rng, 60, 12)
+        quad = pyot.quadratic_ot(cost, a, b, reg=0.05)
+        widest = int(np.diff(quad.plan.indptr).max())
+        res = pyot.sparse_ot(cost, a, b, k=widest - 3, reg=0.05)
+        check_result(res, cost, a, b, k=widest - 3, reg=0.05, tol=1e-6)
+        assert res.objective > quad.objective
+
+
 class TestSupportPolish:
     """Where k binds the semi-dual stalls at a kink; quadratic OT on the top-k support meets
     both marginals (ALGORITHMS 4, the core's support polish)."""
