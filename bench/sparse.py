@@ -212,6 +212,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ])
     ctx = {"args": args, "pyot": pyot, "ot": peer.handles.get("ot") if peer.available else None,
            "pot_json": _load_pot(args.pot_json)}
+    if ctx["pot_json"]:
+        print(f"POT's side reused from {', '.join(args.pot_json)} where it has the case "
+              f"({len(ctx['pot_json'])} cases); POT runs only for the others")
     cases = []
     # --quick: the smallest size, quadratic OT only (POT's top-k projection alone takes
     # seconds there).
