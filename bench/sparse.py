@@ -29,6 +29,7 @@ KS = (1, 5, 20)
 REGS = (0.1, 1.0)
 POT_SOLVERS = ("smooth_ot_dual", "smooth_ot_semi_dual")
 POT_MAX_ITER = 500  # POT's default numItermax
+ROUTING = (4096, 64, 80)  # tokens, experts, capacity (the demo's routing problem)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-quadratic", action="store_true",
         help="leave out the k = n column (quadratic OT) that every size otherwise adds",
+    )
+    group.add_argument(
+        "--routing", action="store_true",
+        help=f"instead of the grid: mixture-of-experts routing, {ROUTING[0]} tokens x {ROUTING[1]} "
+        f"experts, capacity k = {ROUTING[2]}, C = -scores (standard normal), uniform weights, "
+        "at each --regs value (m < n: pyot's semi-dual over the experts' potentials)",
     )
     group.add_argument(
         "--pot-json", metavar="PATH", action="append", default=[],
@@ -92,9 +99,10 @@ def quality(plan: Any, cost: np.ndarray, a: np.ndarray, b: np.ndarray, reg: floa
     return Quality(err, objective, nnz_max)
 
 
-def _load_pot(paths: list[str]) -> dict[tuple[int, int, float], list[dict[str, Any]]]:
-    """POT's entries of earlier ``--json`` files, by case ``(n, k, reg)`` (later files win)."""
-    out: dict[tuple[int, int, float], list[dict[str, Any]]] = {}
+def _load_pot(paths: list[str]) -> dict[tuple[int, int, int, float], list[dict[str, Any]]]:
+    """POT's entries of earlier ``--json`` files, by case ``(n, m, k, reg)`` (later files
+    win)."""
+    out: dict[tuple[int, int, int, float], list[dict[str, Any]]] = {}
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -110,7 +118,8 @@ def _load_pot(paths: list[str]) -> dict[tuple[int, int, float], list[dict[str, A
                 for r in case.get("pot", [])
             ]
             if entries:
-                out[(case["n"], case["k"], float(case["reg"]))] = entries
+                key = (case["n"], case.get("m", case["n"]), case["k"], float(case["reg"]))
+                out[key] = entries
     return out
 
 
@@ -139,30 +148,37 @@ def _run_pot(ot: Any, name: str, cost: np.ndarray, a: np.ndarray, b: np.ndarray,
     return {"solver": f"POT {name}", "timing": timing, "quality": quality(plan, cost, a, b, reg)}
 
 
-def _run_pyot(pyot: Any, cost: np.ndarray, reg: float, k: int, tol: float, threads: int,
-              repeats: int, budget: float) -> dict[str, Any]:
+def _routing_inputs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tokens, experts, _ = ROUTING
+    scores = np.random.default_rng(seed).standard_normal((tokens, experts))
+    return -scores, np.full(tokens, 1.0 / tokens), np.full(experts, 1.0 / experts)
+
+
+def _run_pyot(pyot: Any, cost: np.ndarray, a: np.ndarray, b: np.ndarray, reg: float, k: int,
+              tol: float, threads: int, repeats: int, budget: float) -> dict[str, Any]:
     n = cost.shape[0]
 
     def call() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pyot.ConvergenceWarning)
             if k >= n:
-                return pyot.quadratic_ot(cost, reg=reg, tol=tol, threads=threads)
-            return pyot.sparse_ot(cost, k=k, reg=reg, tol=tol, threads=threads)
+                return pyot.quadratic_ot(cost, a, b, reg=reg, tol=tol, threads=threads)
+            return pyot.sparse_ot(cost, a, b, k=k, reg=reg, tol=tol, threads=threads)
 
     timing, res = cm.measure(call, repeats, budget)
-    a = np.full(n, 1.0 / n)
     return {
-        "solver": "pyot", "timing": timing, "quality": quality(res.plan, cost, a, a, reg),
+        "solver": "pyot", "timing": timing, "quality": quality(res.plan, cost, a, b, reg),
         "n_iter": res.n_iter, "converged": res.converged, "tol": tol,
     }
 
 
-def _case(ctx: dict[str, Any], n: int, k: int, reg: float) -> dict[str, Any]:
+def _case(ctx: dict[str, Any], n: int, k: int, reg: float, routing: bool = False
+          ) -> dict[str, Any]:
     args = ctx["args"]
-    cost, a, b = _inputs(n, args.seed)
-    out: dict[str, Any] = {"n": n, "k": k, "reg": reg, "pot": []}
-    reused = ctx["pot_json"].get((n, k, float(reg)))
+    cost, a, b = _routing_inputs(args.seed) if routing else _inputs(n, args.seed)
+    m = cost.shape[1]
+    out: dict[str, Any] = {"n": n, "m": m, "k": k, "reg": reg, "pot": []}
+    reused = ctx["pot_json"].get((n, m, k, float(reg)))
     if reused:
         out["pot"] = [r for r in reused if r["solver"].removeprefix("POT ") in args.pot_solvers]
     elif ctx["ot"] is not None and n <= args.pot_max_size:
@@ -176,7 +192,7 @@ def _case(ctx: dict[str, Any], n: int, k: int, reg: float) -> dict[str, Any]:
     errs = [r["quality"].err for r in out["pot"]]
     tol = max(min(errs), 1e-9) if errs else 1e-6
     cm.settle()
-    out["pyot"] = _run_pyot(ctx["pyot"], cost, reg, k, tol, args.threads, args.repeats,
+    out["pyot"] = _run_pyot(ctx["pyot"], cost, a, b, reg, k, tol, args.threads, args.repeats,
                             args.budget)
     return out
 
@@ -187,7 +203,9 @@ def _row(case: dict[str, Any]) -> list[Any]:
     times = [r["timing"].median for r in case["pot"]]
     best = min(times) if times else math.nan
     ratio = best / py["timing"].median if times else math.nan
-    row = [case["n"], "n" if case["k"] >= case["n"] else case["k"], case["reg"],
+    m = case.get("m", case["n"])
+    size = case["n"] if m == case["n"] else f"{case['n']} x {m}"
+    row = [size, "n" if case["k"] >= case["n"] else case["k"], case["reg"],
            f"{cm.fmt_time(py['timing'].median)} ({py['n_iter']})",
            cm.fmt_sci(py["quality"].err), f"{py['quality'].objective:.8g}"]
     for name in POT_SOLVERS:
@@ -216,6 +234,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"POT's side reused from {', '.join(args.pot_json)} where it has the case "
               f"({len(ctx['pot_json'])} cases); POT runs only for the others")
     cases = []
+    if args.routing:
+        tokens, experts, capacity = ROUTING
+        rows = []
+        for reg in args.regs:
+            cases.append(_case(ctx, tokens, capacity, reg, routing=True))
+            rows.append(_row(cases[-1]))
+            print(f"  routing reg={reg} done", flush=True)
+        cm.print_table(f"routing, {tokens} tokens x {experts} experts, capacity {capacity}: time "
+                       "to POT's marginal error (ratio: fastest POT / pyot)", HEADERS, rows,
+                       right=[True] * len(HEADERS))
+        return {"cases": cases}
     # --quick: the smallest size, quadratic OT only (POT's top-k projection alone takes
     # seconds there).
     for n in args.sizes[:1] if args.quick else args.sizes:
