@@ -307,6 +307,16 @@ class TestK1Assignment:
         self.check(res, cost, a, b, 1.0, exact)
         assert np.isfinite(res.f).all()
 
+    def test_square_with_a_repeated_and_a_dropped_row(self, rng, ref):
+        cost, _, _ = problem(rng, 6, 6)
+        a = np.array([2, 0, 1, 1, 1, 1]) / 6.0
+        b = np.full(6, 1 / 6)
+        exact, _ = ref.exact_ot(cost, a, b)
+        res = pyot.sparse_ot(cost, a, b, k=1, reg=0.2)
+        self.check(res, cost, a, b, 0.2, exact)
+        taken = np.bincount(res.plan.indices, minlength=6)
+        np.testing.assert_array_equal(taken, [2, 0, 1, 1, 1, 1])
+
     def test_other_weights_keep_the_semi_dual(self, rng):
         # b not uniform (or a not a multiple of it): no assignment; the semi-dual runs as for
         # k > 1 (and here meets the rows only approximately).

@@ -715,9 +715,11 @@ bool solve_k1(const MatrixView<T>& cost, const double* a, const double* b, doubl
     owner.insert(owner.end(), static_cast<size_t>(c), i);
   }
   if (index_t(owner.size()) != m) return false;
+  bool identity = n == m;  // every row once: the cost itself
+  for (index_t r = 0; identity && r < m; ++r) identity = owner[size_t(r)] == r;
   std::vector<T> expanded;  // only when some row is repeated or dropped
   MatrixView<T> view = cost;
-  if (n != m) {
+  if (!identity) {
     expanded.resize(static_cast<size_t>(m * m));
     for (index_t r = 0; r < m; ++r) std::copy_n(cost.row(owner[r]), m, expanded.data() + r * m);
     view = MatrixView<T>(expanded.data(), m, m);
