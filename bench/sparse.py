@@ -6,7 +6,14 @@ square (seeded), ``C = cost_matrix(x, y) / C.max()``, uniform weights, float64. 
 default stopping threshold) run first; the marginal error of the better POT plan is then
 pyot's ``tol``, so that both are timed to the same accuracy. Every plan's L1 marginal error and
 its objective ``<P, C> + (reg / 2) ||P||^2`` are recomputed here the same way for everyone.
-``k = n`` (quadratic OT, POT's ``reg_type="l2"``) is one more column of the grid.
+``k = n`` (quadratic OT, POT's ``reg_type="l2"``) is one more column of the grid
+(``--no-quadratic`` leaves it out).
+
+POT takes minutes per case from n = 2000 on, and its side does not depend on pyot:
+``--pot-json FILE`` reuses POT's timings and plan quality from an earlier ``--json`` file for
+the cases it holds and times pyot alone there (with ``--pot-max-size 0``, POT never runs).
+``--routing`` times the mixture-of-experts routing problem instead (4096 tokens x 64 experts,
+capacity 80, m < n), pyot also to ``tol = 1e-6`` since POT stops far from the marginals there.
 """
 
 from __future__ import annotations
