@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.optimize
 import scipy.sparse
 from conftest import BAD_COST_AND_WEIGHTS, good_problem
 from hypothesis import given, settings
@@ -243,6 +244,154 @@ class TestSparseOT:
         res = pyot.quadratic_ot(cost, a, b, reg=0.1)
         with pytest.raises(AttributeError):
             res.value = 0.0
+
+
+class TestK1Assignment:
+    """k = 1 with equal column weights and row weights that are integer multiples of them: the
+    plans are the assignments of columns to (repeated) rows, solved exactly (exact.hpp's
+    Assignment); value = <C, P>, objective = value + (reg / 2) sum_j b_j^2."""
+
+    @staticmethod
+    def semi_dual(f, cost, a, b, reg):
+        """F(f) = <f, a> - sum_j [b_j max_i (f_i - C_ij) - (reg / 2) b_j^2] (k = 1)."""
+        return float(f @ a - (b * (f[:, None] - cost).max(axis=0)).sum() + 0.5 * reg * b @ b)
+
+    def check(self, res, cost, a, b, reg, reference):
+        n = cost.shape[0]
+        c64 = cost.astype(np.float64)
+        plan = dense(res)
+        assert res.converged
+        assert res.n_iter == 0
+        assert res.plan.format == "csc"
+        assert res.plan.dtype == cost.dtype
+        np.testing.assert_array_equal(np.diff(res.plan.indptr), 1)  # one row per column
+        np.testing.assert_array_equal(plan.sum(0), b.astype(cost.dtype))  # columns exact
+        assert res.marginal_error <= 1e-15 * n
+        assert marginal_error(plan, a, b) <= 1e-6 * (cost.dtype == np.float32) + 1e-15 * n
+        rows, cols = plan.nonzero()
+        np.testing.assert_allclose(res.value, (b[cols] * c64[rows, cols]).sum(), rtol=1e-12)
+        np.testing.assert_allclose(res.value, reference, rtol=1e-12)
+        np.testing.assert_allclose(res.objective, reference + 0.5 * reg * b @ b, rtol=1e-12)
+        # f maximizes the semi-dual (its value is the objective: no duality gap), and
+        # P = (f + g - C) / reg on the support.
+        f, g = res.f.astype(np.float64), res.g.astype(np.float64)
+        rtol = 1e-12 if cost.dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(self.semi_dual(f, c64, a, b, reg), res.objective, rtol=rtol)
+        np.testing.assert_allclose((f[rows] + g[cols] - c64[rows, cols]) / reg, b[cols],
+                                   rtol=rtol * 10, atol=1e-9)
+
+    @pytest.mark.parametrize("n", [1, 7, 60])
+    def test_square_uniform_equals_linear_sum_assignment(self, rng, n, dtype):
+        cost, a, b = problem(rng, n, n, dtype=dtype, uniform=True)
+        rows, cols = scipy.optimize.linear_sum_assignment(cost.astype(np.float64))
+        reference = float(cost.astype(np.float64)[rows, cols].sum() / n)
+        res = pyot.sparse_ot(cost, a, b, k=1, reg=0.3)
+        self.check(res, cost, a, b, 0.3, reference)
+        np.testing.assert_array_equal(res.plan.indices[cols], rows)  # the same permutation
+
+    def test_rows_repeated(self, rng, ref):
+        # m = 3 n, uniform: each row takes exactly 3 columns (a transport problem with
+        # integral supplies, whose optimal vertex is integral: the exact OT value).
+        cost, a, b = problem(rng, 10, 30, uniform=True)
+        exact, _ = ref.exact_ot(cost, a, b)
+        res = pyot.sparse_ot(cost, a, b, k=1, reg=0.1)
+        self.check(res, cost, a, b, 0.1, exact)
+        np.testing.assert_array_equal(np.bincount(res.plan.indices, minlength=10), 3)
+
+    def test_zero_weight_rows_and_multiples(self, rng, ref):
+        cost, _, _ = problem(rng, 8, 10)
+        a = np.array([0.2, 0.0, 0.1, 0.3, 0.0, 0.1, 0.1, 0.2])  # multiples of b_j = 0.1
+        b = np.full(10, 0.1)
+        exact, _ = ref.exact_ot(cost, a, b)
+        res = pyot.sparse_ot(cost, a, b, k=1, reg=1.0)
+        self.check(res, cost, a, b, 1.0, exact)
+        assert np.isfinite(res.f).all()
+
+    def test_square_with_a_repeated_and_a_dropped_row(self, rng, ref):
+        cost, _, _ = problem(rng, 6, 6)
+        a = np.array([2, 0, 1, 1, 1, 1]) / 6.0
+        b = np.full(6, 1 / 6)
+        exact, _ = ref.exact_ot(cost, a, b)
+        res = pyot.sparse_ot(cost, a, b, k=1, reg=0.2)
+        self.check(res, cost, a, b, 0.2, exact)
+        taken = np.bincount(res.plan.indices, minlength=6)
+        np.testing.assert_array_equal(taken, [2, 0, 1, 1, 1, 1])
+
+    def test_other_weights_keep_the_semi_dual(self, rng):
+        # b not uniform (or a not a multiple of it): no assignment; the semi-dual runs as for
+        # k > 1 (and here meets the rows only approximately).
+        cost, a, b = problem(rng, 30, 30)
+        with pytest.warns(pyot.ConvergenceWarning):
+            res = pyot.sparse_ot(cost, a, b, k=1, reg=0.5, max_iter=50)
+        assert res.n_iter > 0
+        assert np.diff(res.plan.indptr).max() == 1
+        np.testing.assert_allclose(dense(res).sum(0), b, rtol=1e-12)
+        cost, a, b = problem(rng, 20, 30, uniform=True)  # 1/20 is not a multiple of 1/30
+        with pytest.warns(pyot.ConvergenceWarning):
+            res = pyot.sparse_ot(cost, a, b, k=1, reg=0.5, max_iter=50)
+        assert res.n_iter > 0
+
+    def test_semi_dual_alone_does_not_converge(self, rng):
+        # Why the assignment is used: with the semi-dual alone, no top-1 support at its
+        # optimum covers every row (ties), and the rows are met only roughly.
+        cost, a, b = problem(rng, 100, 100, uniform=True)
+        out = _core.sparse_solve(cost, a, b, k=1, reg=0.1, tol=1e-6, max_iter=200,
+                                 formulation=0, threads=1, assignment=False)
+        assert out[0] != 0
+        assert out[4] > 1e-2
+        exact = pyot.sparse_ot(cost, a, b, k=1, reg=0.1)
+        assert exact.marginal_error <= 1e-13
+        assert exact.objective < out[6]
+
+    def test_dual_formulation_and_threads(self, rng):
+        cost, a, b = problem(rng, 25, 25, uniform=True)
+        outs = [
+            _core.sparse_solve(cost, a, b, k=1, reg=0.2, tol=1e-6, max_iter=100,
+                               formulation=form, threads=threads)
+            for form in (0, 1) for threads in (1, 2)
+        ]
+        for out in outs[1:]:
+            for x, y in zip(out, outs[0], strict=True):
+                np.testing.assert_array_equal(x, y)
+
+
+class TestMoreRowsThanColumns:
+    """m < n: quadratic OT by the semi-dual over the m column potentials first, kept when no
+    column has more than k nonzeros, else the start of the semi-dual over the rows."""
+
+    def test_routing_small_reg_converges(self):
+        # The regression: 4096 tokens x 64 experts, standard-normal scores, capacity 80,
+        # reg = 0.1 (k does not bind). The semi-dual over the 4096 row potentials ended at
+        # err 0.1 after 1000 iterations; over the 64 column potentials it takes ~50.
+        scores = np.random.default_rng(0).standard_normal((4096, 64))
+        a, b = np.full(4096, 1 / 4096), np.full(64, 1 / 64)
+        res = pyot.sparse_ot(-scores, k=80, reg=0.1, tol=1e-6)
+        check_result(res, -scores, a, b, k=80, reg=0.1, tol=1e-6)
+        assert res.n_iter < 200
+        quad = pyot.quadratic_ot(-scores, reg=0.1, tol=1e-6)
+        np.testing.assert_array_equal(quad.plan.toarray(), res.plan.toarray())
+
+    @pytest.mark.parametrize("reg", [0.05, 1.0])
+    def test_same_optimum_as_the_row_semi_dual(self, rng, reg, dtype):
+        cost, a, b = problem(rng, 50, 12, dtype=dtype)
+        tol = 1e-7 if dtype == np.float64 else 1e-5
+        res = pyot.quadratic_ot(cost, a, b, reg=reg, tol=tol)
+        check_result(res, cost, a, b, k=50, reg=reg, tol=tol)
+        out = _core.sparse_solve(cost, a, b, k=50, reg=reg, tol=tol, max_iter=5000,
+                                 formulation=0, threads=1, transpose=False)
+        assert out[0] == 0
+        rtol = 1e-6 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(res.objective, out[6], rtol=rtol)
+        plan = scipy.sparse.csc_array((out[11], out[10], out[9]), shape=cost.shape).toarray()
+        np.testing.assert_allclose(dense(res), plan, atol=20 * tol)
+
+    def test_k_binding_falls_back_to_the_rows(self, rng):
+        cost, a, b = problem(rng, 60, 12)
+        quad = pyot.quadratic_ot(cost, a, b, reg=0.05)
+        widest = int(np.diff(quad.plan.indptr).max())
+        res = pyot.sparse_ot(cost, a, b, k=widest - 3, reg=0.05)
+        check_result(res, cost, a, b, k=widest - 3, reg=0.05, tol=1e-6)
+        assert res.objective > quad.objective
 
 
 class TestSupportPolish:

@@ -16,7 +16,8 @@ using namespace pyot::bind;
 namespace sp = pyot::sparse;
 
 sp::Options make_options(index_t k, double reg, double tol, index_t max_iter, int formulation,
-                         int threads, bool polish = true) {
+                         int threads, bool polish = true, bool assignment = true,
+                         bool transpose = true) {
   require(k >= 1, "k must be >= 1");
   require(std::isfinite(reg) && reg > 0.0, "reg must be a positive finite number");
   require(tol >= 0.0, "tol must be non-negative");
@@ -30,6 +31,8 @@ sp::Options make_options(index_t k, double reg, double tol, index_t max_iter, in
   o.formulation = static_cast<sp::Formulation>(formulation);
   o.threads = threads;
   o.polish = polish;
+  o.assignment = assignment;
+  o.transpose = transpose;
   return o;
 }
 
@@ -52,12 +55,13 @@ carray<index_t> to_index_array(const std::vector<T>& v) {
 template <class T>
 py::tuple sparse_solve(const carray<T>& cost, const carray<double>& a, const carray<double>& b,
                        index_t k, double reg, double tol, index_t max_iter, int formulation,
-                       int threads, bool polish) {
+                       int threads, bool polish, bool assignment, bool transpose) {
   const MatrixView<T> cv = matrix(cost, "cost");
   const index_t n = cv.rows, m = cv.cols;
   require_shape(a, {n}, "a");
   require_shape(b, {m}, "b");
-  const sp::Options o = make_options(k, reg, tol, max_iter, formulation, threads, polish);
+  const sp::Options o =
+      make_options(k, reg, tol, max_iter, formulation, threads, polish, assignment, transpose);
   std::vector<double> x(static_cast<size_t>(formulation == 1 ? n + m : n), 0.0);
   std::vector<double> g(static_cast<size_t>(m));
   sp::CscPlan plan;
@@ -101,9 +105,14 @@ void bind_sparse(py::module_& m) {
   PYOT_DEF_FLOATING(m, "sparse_solve", sparse_solve, py::arg("cost").noconvert(),
                     py::arg("a").noconvert(), py::arg("b").noconvert(), py::kw_only(), py::arg("k"),
                     py::arg("reg"), py::arg("tol"), py::arg("max_iter"), py::arg("formulation"),
-                    py::arg("threads"), py::arg("polish") = true,
+                    py::arg("threads"), py::arg("polish") = true, py::arg("assignment") = true,
+                    py::arg("transpose") = true,
                     "Sparsity-constrained OT by L-BFGS on the semi-dual (formulation=0) or dual "
-                    "(1); polish: where k binds, try quadratic OT on the top-k support. Returns "
+                    "(1); polish: where k binds, try quadratic OT on the top-k support; "
+                    "assignment: k = 1 with equal column weights and row weights that are integer "
+                    "multiples of them is solved exactly as an assignment problem; transpose: with "
+                    "m < n, quadratic OT over the column potentials first (kept when no column "
+                    "exceeds k nonzeros). Returns "
                     "(status, stalled, polished, n_iter, marginal_error, value, objective, f, g, "
                     "col_ptr, rows, values); the last three are the plan in CSC form.");
   PYOT_DEF_FLOATING(m, "sparse_objective", sparse_objective, py::arg("cost_t").noconvert(),
