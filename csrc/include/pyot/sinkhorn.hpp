@@ -629,15 +629,16 @@ class ScalingKernel {
   // exact_ratios also computes <P, C> (the driver reads it through value_at).
   void request_value(bool value) { want_value_ = value; }
   // <P, C> at (f, g, eps) without an exp pass when one is at hand: from the last exact pass at
-  // exactly these potentials, else from a double K at this eps (P_ij = a_i u_i K_ij v_j b_j:
-  // one read of K and C). False when neither is.
+  // exactly these potentials, else from a double K at this eps while the scalings are within
+  // the absorption bound (P_ij = a_i u_i K_ij v_j b_j: one read of K and C; the entries of K
+  // that underflowed then carry below e^-300 of the plan). False when neither is.
   bool value_at(const double* f, const double* g, const double* a, const double* b, double eps,
                 int threads, double& value) {
     if (want_value_ && exact_at(f, g, eps)) {
       value = value_;
       return true;
     }
-    if (single_ || eps_ != eps || k_.data() == nullptr) return false;
+    if (single_ || eps_ != eps || k_.data() == nullptr || far(f, g)) return false;
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps;
     std::vector<double> vb(m), per_row(n, 0.0);
@@ -691,12 +692,7 @@ class ScalingKernel {
 
   // Absorbs when the scalings have drifted too far from the stored kernel.
   void maybe_absorb(const double* f, const double* g, int threads) {
-    const index_t n = cost_.rows(), m = cost_.cols();
-    const double limit = absorb_ * eps_;
-    bool far = false;
-    for (index_t i = 0; i < n && !far; ++i) far = std::fabs(f[i] - alpha_[i]) > limit;
-    for (index_t j = 0; j < m && !far; ++j) far = std::fabs(g[j] - beta_[j]) > limit;
-    if (far) rebuild(f, g, eps_, threads);
+    if (far(f, g)) rebuild(f, g, eps_, threads);
   }
 
   // out_i = log((P 1)_i / a_i); false when some row's product under- or overflowed. With
@@ -829,6 +825,16 @@ class ScalingKernel {
   static constexpr double kSingleLow = 1e-36, kSingleHigh = 1e30, kSingleFlush = 1e-30;
   static constexpr double kUnsafe = std::numeric_limits<double>::infinity();
 
+  // True when some potential is more than absorb_ eps from the one K was built at.
+  bool far(const double* f, const double* g) const {
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double limit = absorb_ * eps_;
+    bool out = false;
+    for (index_t i = 0; i < n && !out; ++i) out = std::fabs(f[i] - alpha_[i]) > limit;
+    for (index_t j = 0; j < m && !out; ++j) out = std::fabs(g[j] - beta_[j]) > limit;
+    return out;
+  }
+
   bool exact_at(const double* f, const double* g, double eps) const {
     return exact_eps_ == eps && exact_f_.size() == std::size_t(cost_.rows()) &&
            std::equal(exact_f_.begin(), exact_f_.end(), f) &&
@@ -910,6 +916,9 @@ constexpr double kAbsorbLimit = 200.0;
 constexpr double kSingleTol = 1e-7;
 constexpr double kSingleRangeLimit = 100.0;
 constexpr index_t kSingleMinEntries = index_t(1) << 21;
+// A cold start (zero potentials) runs ten or more iterations: there the float kernel pays from
+// kSingleMinEntriesCold entries on (the halved reads of K outweigh the confirmation pass).
+constexpr index_t kSingleMinEntriesCold = index_t(1) << 19;
 // Sinkhorn-Newton-Sparse: entered once the error is below kNewtonStart and the observed rate
 // predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row. The line
 // search makes Newton safe from any start; measured on uniform clouds at eps = 1e-3, starting
@@ -1645,8 +1654,12 @@ Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f,
   if (!may_scale)
     return with_product(solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o),
                         nullptr);
+  const auto zero = [](const double* x, index_t len) {
+    return std::all_of(x, x + len, [](double v) { return v == 0.0; });
+  };
+  const bool cold = zero(f, c.rows) && zero(g, c.cols);
   const bool single = o.tol >= kSingleTol && o.cost_range <= kSingleRangeLimit * o.eps &&
-                      c.rows * c.cols >= kSingleMinEntries;
+                      c.rows * c.cols >= (cold ? kSingleMinEntriesCold : kSingleMinEntries);
   ScalingKernel<T> scaling(cost, kAbsorbLimit, single);
   scaling.request_value(o.value);
   if (product != nullptr) scaling.request_product(*product, b);
