@@ -1619,7 +1619,7 @@ class TestNewton:
 
 class TestSingleKernel:
     """The scaling domain's float kernel (tol >= 1e-7 on costs of at least 2^21 entries whose
-    range is at most 60 eps): the reported error and the converged flag are the exact ones, and
+    range is at most 100 eps): the reported error and the converged flag are the exact ones, and
     the answer matches the double kernel's (tight tol, which keeps K in double)."""
 
     @staticmethod
@@ -1644,6 +1644,19 @@ class TestSingleKernel:
                             method="scaling")
         assert_potentials_close(res.f, res.g, ref.f, ref.g, atol=200 * tol * 0.05 + 1e-6)
         np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-5)
+
+    def test_flushed_entries(self, rng):
+        # range / eps = 90: a row keeps its kernel entries down to 1e-30 of its largest (the
+        # rest are 0 in float); the error, value and plan are still the exact ones.
+        cost, a, b = problem(rng, 1500, 1400)
+        eps = 1.0 / 90.0
+        res = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-6, method="scaling")
+        assert res.converged
+        err = self.true_error(cost, a, b, res.f, res.g, eps)
+        np.testing.assert_allclose(res.marginal_error, err, rtol=1e-6, atol=1e-15)
+        assert res.value == pytest.approx(float((res.plan * cost).sum()), rel=1e-12)
+        ref = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-10, method="log")
+        np.testing.assert_allclose(res.value, ref.value, rtol=1e-5)
 
     def test_warm_start_and_threads(self, rng):
         cost, a, b = problem(rng, 1500, 1400)
@@ -1730,6 +1743,15 @@ class TestSingleKernel:
         with pytest.raises(ValueError, match="plan_y needs a single problem"):
             _core.sinkhorn_dense(*two, plan_y=np.zeros((5, 2)), plan_y_out=np.zeros((6, 2)),
                                  **opts)
+
+    @pytest.mark.parametrize("tol", [1e-6, 1e-10])
+    def test_value_without_exp_pass(self, rng, tol):
+        # <P, C> from the confirmation pass (float kernel) or from the double kernel and the
+        # scalings: the same number as the plan's.
+        cost, a, b = problem(rng, 1500, 1400)
+        res = pyot.sinkhorn(cost, a, b, eps=0.05, tol=tol, method="scaling")
+        assert res.converged
+        assert res.value == pytest.approx(float((res.plan * cost).sum()), rel=1e-12)
 
     def test_cost_range_skips_validation_only(self, rng):
         # An internal caller that measured the cost's range itself gets the same solve.
@@ -1873,3 +1895,43 @@ class TestFloatLanes:
         np.testing.assert_array_equal(one.g, two.g)
         assert one.marginal_error == two.marginal_error
         assert one.value == two.value
+
+
+class TestFusedScalingPass:
+    """From 256 rows on, a scaling-domain iteration reads K once: the row pass also accumulates
+    the column sums at the updated f (speculating the relaxation weight; a changed weight reads
+    K again). The answer is the log domain's, for any thread count and with relaxed marginals."""
+
+    @pytest.mark.parametrize("size", [(600, 500), (300, 700)])
+    def test_same_answer_as_log_domain(self, rng, size):
+        cost, a, b = problem(rng, *size, zeros_a=3, zeros_b=2)
+        sc = pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-10, method="scaling")
+        lg = pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-10, method="log")
+        assert sc.converged
+        assert lg.converged
+        np.testing.assert_allclose(sc.plan, lg.plan, rtol=1e-6, atol=1e-13)
+        np.testing.assert_allclose(sc.value, lg.value, rtol=1e-9)
+        assert sc.value == pytest.approx(float((sc.plan * cost).sum()), rel=1e-12)
+
+    def test_thread_independent(self, rng):
+        cost, a, b = problem(rng, 700, 650)
+        one = pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-9, method="scaling", threads=1)
+        two = pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-9, method="scaling", threads=2)
+        assert one.converged
+        np.testing.assert_array_equal(one.f, two.f)
+        np.testing.assert_array_equal(one.g, two.g)
+        assert one.n_iter == two.n_iter
+        assert one.value == two.value
+
+    def test_unbalanced(self, rng):
+        from pyot.sinkhorn import _run
+
+        cost, a, b = problem(rng, 400, 300)
+        opts = dict(eps=0.05, tol=1e-10, max_iter=10_000, threads=None,
+                    reg_marginals=(0.5, 2.0))
+        sc = _run("t", cost, a, b, method="scaling", **opts).result
+        lg = _run("t", cost, a, b, method="log", **opts).result
+        assert sc.converged
+        np.testing.assert_allclose(sc.f, lg.f, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(sc.g, lg.g, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(sc.objective, lg.objective, rtol=1e-9)

@@ -132,11 +132,31 @@ PYOT_MULTIVERSION void col_max_accumulate(const T* c, const double* s, double h,
   }
 }
 
+// sum_j k_j v_j over four contiguous quarters at once: four independent chains of vector
+// additions (one chain is latency bound when K is in cache), combined in a fixed order.
 template <class T>
 PYOT_MULTIVERSION double row_dot(const T* k, const double* v, index_t len) {
+  const index_t q = len / 4;
+  const T *k1 = k + q, *k2 = k + 2 * q, *k3 = k + 3 * q;
+  const double *v1 = v + q, *v2 = v + 2 * q, *v3 = v + 3 * q;
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+  for (index_t j = 0; j < q; ++j) {
+    a0 += double(k[j]) * v[j];
+    a1 += double(k1[j]) * v1[j];
+    a2 += double(k2[j]) * v2[j];
+    a3 += double(k3[j]) * v3[j];
+  }
+  for (index_t j = 4 * q; j < len; ++j) a3 += double(k[j]) * v[j];
+  return (a0 + a1) + (a2 + a3);
+}
+
+// sum_j k_j w_j c_j: one row's share of <P, C> from plan-like values k and weights w.
+template <class K, class T>
+PYOT_MULTIVERSION double row_dot_cost(const K* k, const double* w, const T* c, index_t len) {
   double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
-  for (index_t j = 0; j < len; ++j) acc += double(k[j]) * v[j];
+  for (index_t j = 0; j < len; ++j) acc += double(k[j]) * w[j] * double(c[j]);
   return acc;
 }
 
@@ -425,18 +445,22 @@ struct PlanProduct {
   bool written = false;     // set by solve_dense: out holds P Y at the returned potentials
 };
 
-// out_j = float(row_j), with the least and largest row_j (the float kernel's rows).
-PYOT_MULTIVERSION inline void round_to_float(const double* row, index_t len, float* out, double& lo,
-                                             double& hi) {
-  double mn = std::numeric_limits<double>::infinity(), mx = -mn;
-#pragma omp simd reduction(min : mn) reduction(max : mx)
+// The largest row_j (NaN if any is).
+PYOT_MULTIVERSION inline double row_max(const double* row, index_t len) {
+  double mx = -std::numeric_limits<double>::infinity(), bad = 0.0;
+#pragma omp simd reduction(max : mx) reduction(+ : bad)
   for (index_t j = 0; j < len; ++j) {
-    out[j] = float(row[j]);
-    mn = row[j] < mn ? row[j] : mn;
     mx = row[j] > mx ? row[j] : mx;
+    bad += row[j] - row[j];  // NaN for NaN or inf entries
   }
-  lo = mn;
-  hi = mx;
+  return mx + bad;
+}
+
+// out_j = float(row_j), or 0 where row_j < floor (the float kernel's rows).
+PYOT_MULTIVERSION inline void round_to_float(const double* row, index_t len, double floor,
+                                             float* out) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) out[j] = row[j] >= floor ? float(row[j]) : 0.0f;
 }
 
 namespace detail {
@@ -622,6 +646,15 @@ class OnlineCost {
 // 2^-24 per entry), so the driver confirms convergence with exact log-domain passes. A float
 // kernel whose entries would leave float's normal range (a row or column far from the
 // potentials K was built at) is rebuilt in double for the rest of the solve.
+// The f update a driver applies right after a row half-step, f_i <- (1 - w) f_i + w k (f_i - eps
+// r_i): given it, ScalingKernel::row_log_ratio also accumulates the next column half-step's sums
+// at the updated f while each row of K is in cache, so that an iteration reads K once.
+struct RowUpdate {
+  double w = 1.0, k = 1.0, eps = 1.0;
+  const double* loga = nullptr;  // log a (-inf for zero weights)
+  double* f_next = nullptr;      // written: the updated f
+};
+
 template <class T>
 class ScalingKernel {
  public:
@@ -637,6 +670,7 @@ class ScalingKernel {
   // Rebuilds K at the given potentials (nm exp): on a new eps and on absorption.
   void rebuild(const double* f, const double* g, double eps, int threads) {
     eps_ = eps;
+    fused_ = false;
     const index_t n = cost_.rows(), m = cost_.cols();
     std::copy(f, f + n, alpha_.begin());
     std::copy(g, g + m, beta_.begin());
@@ -680,7 +714,8 @@ class ScalingKernel {
   // sum_i a_i e_ij. Column sums are reduced per fixed block of rows, then over blocks in order
   // (independent of the thread count). False when some sum leaves the safe range: the caller
   // then uses the max-shifted log-domain passes.
-  // With a plan product requested, the same pass also gives P Y at (f, g) (product_at).
+  // With a plan product requested, the same pass also gives P Y at (f, g) (product_at), and
+  // with the value requested <P, C> (value_at).
   bool exact_ratios(const double* f, const double* g, const double* a, const double* b, double eps,
                     double* r, double* c, int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
@@ -690,6 +725,7 @@ class ScalingKernel {
     std::vector<double> hg(m), partial(std::size_t(blocks) * std::size_t(m), 0.0);
     for (index_t j = 0; j < m; ++j) hg[j] = g[j] * inv_eps;
     const PlanProduct& p = product_;
+    if (want_value_) value_rows_.assign(n, 0.0);
     for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
       std::vector<double> e(std::size_t(detail::kProductRows) * std::size_t(m));
       double* acc = partial.data() + std::size_t(i0 / block) * std::size_t(m);
@@ -697,10 +733,14 @@ class ScalingKernel {
         const index_t rows = std::min(detail::kProductRows, i1 - i);
         for (index_t t = 0; t < rows; ++t) {
           double* et = e.data() + t * m;
-          gibbs_row(cost_.matrix().row(i + t), hg.data(), f[i + t] * inv_eps, inv_eps, m, et);
+          const T* crow = cost_.matrix().row(i + t);
+          gibbs_row(crow, hg.data(), f[i + t] * inv_eps, inv_eps, m, et);
           const double sum = row_dot(et, b, m);
           r[i + t] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
-          if (a[i + t] > 0.0) col_axpy(et, a[i + t], m, acc);
+          if (a[i + t] > 0.0) {
+            col_axpy(et, a[i + t], m, acc);
+            if (want_value_) value_rows_[i + t] = a[i + t] * row_dot_cost(et, b, crow, m);
+          }
         }
         if (p.out != nullptr)
           detail::rows_product(e.data(), rows, m, product_wy_.data(), p.d, a + i, p.out + i * p.d);
@@ -711,12 +751,46 @@ class ScalingKernel {
       c[j] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
     }
     const bool ok = all_finite(r, n) && all_finite(c, m);
-    if (p.out != nullptr && ok) {
-      product_f_.assign(f, f + n);
-      product_g_.assign(g, g + m);
-      product_eps_ = eps;
+    exact_f_.assign(f, f + n);
+    exact_g_.assign(g, g + m);
+    exact_eps_ = ok ? eps : 0.0;
+    exact_product_ = ok && p.out != nullptr;
+    if (ok && want_value_) {
+      value_ = 0.0;
+      for (double v : value_rows_) value_ += v;  // fixed order
     }
     return ok;
+  }
+
+  // exact_ratios also computes <P, C> (the driver reads it through value_at).
+  void request_value(bool value) { want_value_ = value; }
+  // <P, C> at (f, g, eps) without an exp pass when one is at hand: from the last exact pass at
+  // exactly these potentials, else from a double K at this eps while the scalings are within
+  // the absorption bound (P_ij = a_i u_i K_ij v_j b_j: one read of K and C; the entries of K
+  // that underflowed then carry below e^-300 of the plan). False when neither is.
+  bool value_at(const double* f, const double* g, const double* a, const double* b, double eps,
+                int threads, double& value) {
+    if (want_value_ && exact_at(f, g, eps)) {
+      value = value_;
+      return true;
+    }
+    if (single_ || eps_ != eps || k_.data() == nullptr || far(f, g)) return false;
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double inv_eps = 1.0 / eps;
+    std::vector<double> vb(m), per_row(n, 0.0);
+    for (index_t j = 0; j < m; ++j) vb[j] = b[j] * std::exp((g[j] - beta_[j]) * inv_eps);
+    const double* k = k_.data();
+    for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i)
+        if (a[i] > 0.0)
+          per_row[i] = a[i] * std::exp((f[i] - alpha_[i]) * inv_eps) *
+                       row_dot_cost(k + i * m, vb.data(), cost_.matrix().row(i), m);
+    });
+    double total = 0.0;
+    for (double v : per_row) total += v;
+    if (!std::isfinite(total)) return false;
+    value = total;
+    return true;
   }
 
   // Asks exact_ratios for P Y (b: the column weights); only a float kernel runs that pass.
@@ -726,9 +800,7 @@ class ScalingKernel {
   }
   // True when the last exact pass wrote P Y at exactly these potentials and eps.
   bool product_at(const double* f, const double* g, double eps) const {
-    return product_eps_ == eps && product_f_.size() == std::size_t(cost_.rows()) &&
-           std::equal(product_f_.begin(), product_f_.end(), f) &&
-           std::equal(product_g_.begin(), product_g_.end(), g);
+    return exact_product_ && exact_at(f, g, eps);
   }
 
   // P Y from a double K, no exp: P_ij = a_i u_i K_ij v_j b_j with u_i = exp((f_i - alpha_i) /
@@ -756,19 +828,34 @@ class ScalingKernel {
 
   // Absorbs when the scalings have drifted too far from the stored kernel.
   void maybe_absorb(const double* f, const double* g, int threads) {
-    const index_t n = cost_.rows(), m = cost_.cols();
-    const double limit = absorb_ * eps_;
-    bool far = false;
-    for (index_t i = 0; i < n && !far; ++i) far = std::fabs(f[i] - alpha_[i]) > limit;
-    for (index_t j = 0; j < m && !far; ++j) far = std::fabs(g[j] - beta_[j]) > limit;
-    if (far) rebuild(f, g, eps_, threads);
+    if (far(f, g)) rebuild(f, g, eps_, threads);
   }
 
-  // out_i = log((P 1)_i / a_i); false when some row's product under- or overflowed.
-  bool row_log_ratio(const double* f, const double* g, const double* logb, double* out,
-                     int threads) {
-    return single_ ? row_pass(k32_.data(), f, g, logb, out, threads)
-                   : row_pass(k_.data(), f, g, logb, out, threads);
+  // out_i = log((P 1)_i / a_i); false when some row's product under- or overflowed. With
+  // `next` (and n >= kStreamMinRows), the same read of K also writes next->f_next and the column
+  // sums at it, which fused_col_log_ratio then finishes.
+  bool row_log_ratio(const double* f, const double* g, const double* logb, double* out, int threads,
+                     const RowUpdate* next = nullptr) {
+    return single_ ? row_pass(k32_.data(), f, g, logb, out, threads, next)
+                   : row_pass(k_.data(), f, g, logb, out, threads, next);
+  }
+
+  // True when the last row_log_ratio accumulated the column sums for this update.
+  bool fused_for(const RowUpdate& next) const {
+    return fused_ && fused_w_ == next.w && fused_k_ == next.k;
+  }
+
+  // out_j = log((P^T 1)_j / b_j) at (next->f_next, g) from the sums the last row_log_ratio
+  // accumulated; false (nothing usable) without them or when some column under- or overflowed.
+  bool fused_col_log_ratio(const double* g, double* out) {
+    if (!fused_) return false;
+    fused_ = false;
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double inv_eps = 1.0 / eps_;
+    const index_t blocks = n_blocks(n, partial_block(n));
+    for (index_t j = 0; j < m; ++j)
+      out[j] = (g[j] - beta_[j]) * inv_eps + std::log(column_sum(partial_, blocks, m, j));
+    return all_finite(out, m);
   }
 
   // out_j = log((P^T 1)_j / b_j); false when some column's product under- or overflowed.
@@ -781,10 +868,33 @@ class ScalingKernel {
  private:
   template <class K>
   bool row_pass(const K* k, const double* f, const double* g, const double* logb, double* out,
-                int threads) {
+                int threads, const RowUpdate* next) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
     for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb[j] + (g[j] - beta_[j]) * inv_eps);
+    fused_ = false;
+    if (next != nullptr && n >= kStreamMinRows) {
+      // Row i's ratio, its updated f_i and u_i, and u_i K_i into the block's column sums (the
+      // blocks of col_pass, reduced in the same order) while K_i is in cache.
+      const index_t block = partial_block(n);
+      partial_.assign(std::size_t(n_blocks(n, block)) * std::size_t(m), 0.0);
+      const RowUpdate& up = *next;
+      for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
+        double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
+        for (index_t i = i0; i < i1; ++i) {
+          const K* row = k + i * m;
+          out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(row_dot(row, v_.data(), m));
+          const double fi = (1.0 - up.w) * f[i] + up.w * up.k * (f[i] - up.eps * out[i]);
+          up.f_next[i] = fi;
+          u_[i] = std::exp(up.loga[i] + (fi - alpha_[i]) * inv_eps);
+          if (u_[i] != 0.0) col_axpy(row, u_[i], m, acc);
+        }
+      });
+      fused_ = all_finite(out, n);
+      fused_w_ = up.w;
+      fused_k_ = up.k;
+      return fused_;
+    }
     for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       for (index_t i = i0; i < i1; ++i) {
         const double kv = row_dot(k + i * m, v_.data(), m);
@@ -800,6 +910,7 @@ class ScalingKernel {
                 int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
+    fused_ = false;
     for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga[i] + (f[i] - alpha_[i]) * inv_eps);
     if (n < kStreamMinRows) {  // few rows: column blocks keep every thread busy
       for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
@@ -828,12 +939,15 @@ class ScalingKernel {
     return all_finite(out, m);
   }
 
-  // Rounds a row to float; true when every entry is a normal float (rounding relative 2^-24)
-  // with room for the scalings.
+  // Rounds a row to float, entries below kSingleFlush of the row's largest to 0 (measured on
+  // uniform clouds at range(C) / eps up to 160: they carry < 1e-20 of the converged plan's mass;
+  // the exact confirmation pass measures the true error anyway). True when every kept entry is
+  // a normal float (rounding relative 2^-24) with room for the scalings.
   static bool round_row(const double* row, index_t len, float* out) {
-    double lo, hi;
-    round_to_float(row, len, out, lo, hi);
-    return lo >= kSingleLow && hi <= kSingleHigh && !std::isnan(lo + hi);
+    const double hi = row_max(row, len), floor = hi * kSingleFlush;
+    if (!(floor >= kSingleLow && hi <= kSingleHigh)) return false;  // also NaN
+    round_to_float(row, len, floor, out);
+    return true;
   }
   // Rows per block of the row-streamed column sums: at most 64 partial sums per column.
   static index_t partial_block(index_t n) { return std::max(kRowBlock, n_blocks(n, 64)); }
@@ -844,8 +958,24 @@ class ScalingKernel {
     return sum;
   }
   static constexpr index_t kStreamMinRows = 256;
-  static constexpr double kSingleLow = 1e-30, kSingleHigh = 1e30;
+  static constexpr double kSingleLow = 1e-36, kSingleHigh = 1e30, kSingleFlush = 1e-30;
   static constexpr double kUnsafe = std::numeric_limits<double>::infinity();
+
+  // True when some potential is more than absorb_ eps from the one K was built at.
+  bool far(const double* f, const double* g) const {
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const double limit = absorb_ * eps_;
+    bool out = false;
+    for (index_t i = 0; i < n && !out; ++i) out = std::fabs(f[i] - alpha_[i]) > limit;
+    for (index_t j = 0; j < m && !out; ++j) out = std::fabs(g[j] - beta_[j]) > limit;
+    return out;
+  }
+
+  bool exact_at(const double* f, const double* g, double eps) const {
+    return exact_eps_ == eps && exact_f_.size() == std::size_t(cost_.rows()) &&
+           std::equal(exact_f_.begin(), exact_f_.end(), f) &&
+           std::equal(exact_g_.begin(), exact_g_.end(), g);
+  }
 
   static bool all_finite(const double* x, index_t len) {
     for (index_t t = 0; t < len; ++t)
@@ -857,14 +987,20 @@ class ScalingKernel {
   double absorb_;
   bool single_;
   double eps_ = 0.0;
+  bool fused_ = false;  // partial_ holds the column sums of the last row pass's update
+  double fused_w_ = 1.0, fused_k_ = 1.0;
   detail::RawBuffer<double> k_;   // double K: no accuracy floor near 1e-7
   detail::RawBuffer<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
-  std::vector<double> partial_;                // col_pass's per-block column sums
+  std::vector<double> partial_;                // per-block column sums (col_pass, fused)
   PlanProduct product_;                        // requested P Y (out null: none)
   std::vector<double> product_wy_;             // Y's rows weighted by b, m x d
-  std::vector<double> product_f_, product_g_;  // the potentials P Y was last written at
-  double product_eps_ = 0.0;
+  std::vector<double> exact_f_, exact_g_;      // the potentials of the last exact pass
+  double exact_eps_ = 0.0;                     // its eps (0: it failed)
+  bool exact_product_ = false;                 // it wrote P Y
+  bool want_value_ = false;                    // it computes <P, C> ...
+  double value_ = 0.0;                         // ... here
+  std::vector<double> value_rows_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -908,13 +1044,16 @@ constexpr double kScalingRangeLimit = 500.0;
 constexpr double kAbsorbLimit = 200.0;
 // The scaling-domain kernel is stored in float when tol >= kSingleTol (float's rounding leaves
 // a true marginal error far below it; convergence is confirmed exactly anyway) and range(C) /
-// eps <= kSingleRangeLimit (entries stay normal floats around the potentials K is built at),
+// eps <= kSingleRangeLimit (a row keeps its entries down to 1e-30 of its largest, normal floats
+// around the potentials K is built at; the dropped ones carry a negligible share of the plan),
 // on kernels of at least kSingleMinEntries: a double K below 16 MiB stays in cache, the products
 // are not memory bound and the exact confirmation pass costs more than the float kernel saves
 // (measured on warm inverse-OT solves of about 4 iterations: n = 500 slower, n = 2000 faster).
 constexpr double kSingleTol = 1e-7;
-constexpr double kSingleRangeLimit = 60.0;
+constexpr double kSingleRangeLimit = 100.0;
 constexpr index_t kSingleMinEntries = index_t(1) << 21;
+// (Measured with one read of K per iteration: a float kernel on cold n = 1000 solves was 0.86x
+// at eps = 0.1 and 1.02x at eps = 0.01, so 2^21 stays.)
 // Sinkhorn-Newton-Sparse: entered once the error is below kNewtonStart and the observed rate
 // predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row. The line
 // search makes Newton safe from any start; measured on uniform clouds at eps = 1e-3, starting
@@ -1264,7 +1403,8 @@ class Driver {
         f_(f),
         g_(g),
         r_(n_),
-        c_(m_) {}
+        c_(m_),
+        f_next_(n_) {}
 
   Result run() {
     const std::vector<double> schedule = eps_schedule();
@@ -1319,9 +1459,11 @@ class Driver {
   // A float kernel's ratios are approximate, and so are float-lane log-domain ones: approx_
   // says that r_ and cols_exact_ are relative to them, and the driver then measures the true
   // error with exact log-domain passes.
-  void row_ratio(double* out) {
+  // `next`: the f update expected after this half-step (the scaling domain fuses the next
+  // column half-step's read of K into this one).
+  void row_ratio(double* out, const RowUpdate* next = nullptr) {
     approx_ = on_scaling_ && scaling_->single();
-    if (!on_scaling_ || !scaling_->row_log_ratio(f_, g_, w_.logb.data(), out, threads_)) {
+    if (!on_scaling_ || !scaling_->row_log_ratio(f_, g_, w_.logb.data(), out, threads_, next)) {
       logdom_.row_log_ratio(f_, g_, eps_, out, threads_);
       approx_ = logdom_.approximate();
     }
@@ -1356,15 +1498,21 @@ class Driver {
     const bool balanced = o_.tau_a == kInf && o_.tau_b == kInf;
     detail::Relaxation relax(o_.overrelax && balanced);
     const bool newton_ok = tol == o_.tol && o_.method == Method::Auto && balanced;
+    plan_dense_ = false;
     double newton_below = kNewtonStart;
     index_t retry_at = o_.max_iter, retry_gap = kNewtonRetry;
     newton_damping_ = kNewtonRidge;
     std::vector<double> history;  // error estimates of this stage
     cols_exact_ = exact_cols_ = false;
     double col_err = kInf;
+    index_t steady = 0;  // iterations since the relaxation weight last changed
     res_.status = Status::MaxIter;
+    // The update is speculated with the current relaxation weight; when the weight changes
+    // (rarely: once on, off on growth, plain at the end) the column pass reads K again.
+    RowUpdate next{1.0, ka, eps, w_.loga.data(), f_next_.data()};
     while (true) {
-      row_ratio(r_.data());  // r at the current (f, g)
+      next.w = relax.weight();
+      row_ratio(r_.data(), &next);  // r at the current (f, g)
       row_err_ = detail::side_error(w_.a, r_.data(), f_, o_.tau_a, n_);
       if (std::isnan(row_err_)) {
         res_.status = Status::NotFinite;
@@ -1391,8 +1539,8 @@ class Driver {
       if (res_.n_iter >= cap) return;
       const double est = cols_exact_ ? row_err_ : row_err_ + col_err;
       history.push_back(est);
-      if (newton_ok && (est <= newton_below || res_.n_iter >= retry_at) &&
-          newton_pays(history, tol)) {
+      if (newton_ok && !plan_dense_ && (est <= newton_below || res_.n_iter >= retry_at) &&
+          newton_pays(history, tol, steady)) {
         const bool lanes = logdom_.set_exact();  // Newton measures its error exactly
         if (newton(eps, tol, sinkhorn_rate(history))) return;
         logdom_.restore(lanes);
@@ -1411,8 +1559,16 @@ class Driver {
         relax.finish_plain();  // the last iterations are plain so columns are exact
         w = 1.0;
       }
-      for (index_t i = 0; i < n_; ++i) f_[i] = (1.0 - w) * f_[i] + w * ka * (f_[i] - eps * r_[i]);
-      col_ratio(c_.data());
+      steady = w == next.w ? steady + 1 : 0;
+      next.w = w;
+      if (on_scaling_ && scaling_->fused_for(next)) {
+        std::copy(f_next_.begin(), f_next_.end(), f_);
+        if (!scaling_->fused_col_log_ratio(g_, c_.data()))
+          logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
+      } else {
+        for (index_t i = 0; i < n_; ++i) f_[i] = (1.0 - w) * f_[i] + w * ka * (f_[i] - eps * r_[i]);
+        col_ratio(c_.data());
+      }
       col_err = detail::side_error(w_.b, c_.data(), g_, o_.tau_b, m_);
       for (index_t j = 0; j < m_; ++j) g_[j] = (1.0 - w) * g_[j] + w * kb * (g_[j] - eps * c_[j]);
       cols_exact_ = w == 1.0;
@@ -1432,12 +1588,15 @@ class Driver {
   }
   // Newton pays when the observed rate predicts many more iterations. A Newton step costs a
   // few exp passes: about two log-domain iterations, but ten or more scaling-domain ones while
-  // the kernel fits in cache.
-  bool newton_pays(const std::vector<double>& history, double tol) const {
+  // the kernel fits in cache. There the rate must be that of the current relaxation weight
+  // (`steady` iterations at it): the plain iterations before over-relaxation starts predict
+  // far too many (measured at n = 1000, d = 2, eps = 0.01: a failed attempt doubled the time).
+  bool newton_pays(const std::vector<double>& history, double tol, index_t steady) const {
     if (history.size() <= 5) return false;
     const double rate = sinkhorn_rate(history);
     const double gain = on_scaling_ ? 10.0 * kNewtonMinGain : kNewtonMinGain;
     if (!(rate < 1.0)) return history.size() > 50;  // stalled, not merely starting
+    if (on_scaling_ && steady < 6) return false;
     return std::log(tol / history.back()) / std::log(rate) > gain;
   }
 
@@ -1508,7 +1667,12 @@ class Driver {
       // (small eps): k grows until they do, else Sinkhorn is the better method for now.
       const index_t k =
           sparse_plan(eps, kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_), idx, val);
-      if (k == 0) return false;
+      if (k == 0) {
+        // The plan at this eps is not sparse: no further attempt in this stage (each costs an
+        // exp pass and a sort).
+        plan_dense_ = true;
+        return false;
+      }
       // The step solves (H + ridge) d = eps grad. Far from the solution the exact Newton step
       // overshoots on the weakly coupled modes (the dual is exponential there): when the line
       // search finds no step of at least kNewtonMinStep, the ridge is raised (damping those
@@ -1571,8 +1735,10 @@ class Driver {
     res_.marginal_error = row_err_ + col_err;
     if (res_.status == Status::Converged && res_.marginal_error > o_.tol)
       res_.status = Status::MaxIter;
-    res_.value = o_.value ? logdom_.transport_cost(f_, g_, eps, threads_)
-                          : std::numeric_limits<double>::quiet_NaN();
+    res_.value = std::numeric_limits<double>::quiet_NaN();
+    if (o_.value &&
+        (scaling_ == nullptr || !scaling_->value_at(f_, g_, w_.a, w_.b, eps, threads_, res_.value)))
+      res_.value = logdom_.transport_cost(f_, g_, eps, threads_);
     const double mass = detail::mass_from_ratio(w_.a, r_.data(), n_);
     const double mass_term = eps * (mass - w_.sum_a * w_.sum_b);
     if (o_.tau_a == kInf && o_.tau_b == kInf) {
@@ -1600,11 +1766,13 @@ class Driver {
   double* f_;
   double* g_;
   std::vector<double> r_, c_;
+  std::vector<double> f_next_;  // the f update computed by a fused scaling-domain row pass
   double eps_ = 1.0, row_err_ = kInf;
   bool on_scaling_ = false, cols_exact_ = false;
   bool approx_ = false;      // r_ and cols_exact_ come from a float kernel (not exact)
   bool exact_cols_ = false;  // c_ holds the exact column ratios at (f, g)
   double newton_damping_ = kNewtonRidge;  // the Newton system's ridge, kept between attempts
+  bool plan_dense_ = false;  // this stage's plan needs more than kNewtonMaxK entries per row
   Result res_;
 };
 
@@ -1647,6 +1815,7 @@ Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f,
   const bool single = o.tol >= kSingleTol && o.cost_range <= kSingleRangeLimit * o.eps &&
                       c.rows * c.cols >= kSingleMinEntries;
   ScalingKernel<T> scaling(cost, kAbsorbLimit, single);
+  scaling.request_value(o.value);
   if (product != nullptr) scaling.request_product(*product, b);
   return with_product(solve(cost, &scaling, a, b, f, g, o), &scaling);
 }

@@ -13,6 +13,8 @@ class Relaxation {
  public:
   explicit Relaxation(bool enabled) : enabled_(enabled) {}
   void finish_plain() { w_ = 1.0; }
+  // The weight observe() returned last (1 before the first call).
+  double weight() const { return w_; }
   // Feeds the error measured this iteration; returns the weight for the next updates.
   double observe(double err) {
     if (!enabled_) return 1.0;
