@@ -1977,6 +1977,22 @@ PYOT_ALWAYS_INLINE bool row_coefficients(const T* tile, const double* hbj, doubl
   return true;
 }
 
+// acc_r += sum_t coef[r, t] u_t over a block of rows. With FloatSums (float32 clouds) the weights
+// are rounded to float and summed in float partials of kPartial terms, accumulated in double
+// (the callers sum centred points: the map's targets, point_gradient's centred clouds): half the
+// vector work of double products, and a relative error ~1e-6 on the partials, below that of the
+// float32 costs the weights come from (u |C| / eps). `wf` holds rows * len floats when FloatSums.
+template <bool FloatSums, class T>
+PYOT_ALWAYS_INLINE void pair_weighted_sums(const double* coef, float* wf, index_t rows,
+                                           index_t len, const T* u, index_t d, double* acc) {
+  if constexpr (FloatSums) {
+    for (index_t k = 0; k < rows * len; ++k) wf[k] = float(coef[k]);
+    weighted_sum_block(wf, len, rows, u, len, d, acc);
+  } else {
+    weighted_sum_block(coef, len, rows, u, len, d, acc);
+  }
+}
+
 }  // namespace detail
 
 // Rows [i0, i1) of the gradient; acc holds (i1 - i0) * d doubles, alpha (i1 - i0).
@@ -2089,16 +2105,7 @@ PYOT_MULTIVERSION void gradient_block_gemm(const GemmPoints<T>& g, const PointsT
       if (!live) std::fill(cr, cr + len, 0.0);
     }
     const T* u = sum_over.rows.data() + j0 * d;
-    if constexpr (kFloatSums) {
-      // float32 weighted sums: weights in float, float partial sums of kPartial terms (the
-      // callers sum centred points: the map's targets, point_gradient's centred clouds), double
-      // accumulation; half the vector work of double products, and a relative error ~1e-6 on
-      // the partials, below that of the float32 costs the weights come from (u |C| / eps).
-      for (index_t k = 0; k < rows * len; ++k) wf[k] = float(coef[k]);
-      weighted_sum_block(wf, len, rows, u, len, d, acc);
-    } else {
-      weighted_sum_block(coef, len, rows, u, len, d, acc);
-    }
+    detail::pair_weighted_sums<kFloatSums>(coef, wf, rows, len, u, d, acc);
   }
   if constexpr (W != Pairs::Map)  // the linear gradients subtract the weighted sums
     for (index_t k = 0; k < rows * d; ++k) acc[k] = -acc[k];
@@ -2243,12 +2250,7 @@ PYOT_MULTIVERSION void gradient_block_dense(MatrixView<T> c, const PointsT<T>& q
       if (!live) std::fill(cr, cr + len, 0.0);
     }
     const T* u = q.rows.data() + j0 * d;
-    if constexpr (kFloatSums) {
-      for (index_t k = 0; k < rows * len; ++k) wf[k] = float(coef[k]);
-      weighted_sum_block(wf, len, rows, u, len, d, acc);
-    } else {
-      weighted_sum_block(coef, len, rows, u, len, d, acc);
-    }
+    detail::pair_weighted_sums<kFloatSums>(coef, wf, rows, len, u, d, acc);
   }
   for (index_t k = 0; k < rows * d; ++k) acc[k] = -acc[k];
 }
