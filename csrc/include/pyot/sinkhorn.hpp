@@ -16,12 +16,14 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "pyot/common/buffer.hpp"
 #include "pyot/common/config.hpp"
 #include "pyot/common/costs.hpp"
 #include "pyot/common/logsumexp.hpp"
@@ -31,6 +33,11 @@
 #include "pyot/common/view.hpp"
 
 namespace pyot::sinkhorn {
+// TEMP-KNOB
+inline double knob(const char* name, double dflt) {
+  const char* v = std::getenv(name);
+  return v ? std::atof(v) : dflt;
+}
 
 constexpr index_t kRowBlock = 16;   // rows per task
 constexpr index_t kColBlock = 256;  // columns per task / per cost tile
@@ -164,6 +171,32 @@ template <class T>
 PYOT_MULTIVERSION void col_axpy(const T* k, double u, index_t len, double* acc) {
 #pragma omp simd
   for (index_t j = 0; j < len; ++j) acc[j] += double(k[j]) * u;
+}
+
+// acc_j += (u_0 k_0j + u_1 k_1j) + (u_2 k_2j + u_3 k_3j) for four rows ld apart: one load and
+// store of the accumulators per four entries (one per entry in col_axpy, where they bound the
+// loop once K is in cache).
+template <class T>
+PYOT_MULTIVERSION void col_axpy4(const T* k, index_t ld, const double* u, index_t len,
+                                 double* acc) {
+  const T *k0 = k, *k1 = k + ld, *k2 = k + 2 * ld, *k3 = k + 3 * ld;
+  const double u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j)
+    acc[j] += (double(k0[j]) * u0 + double(k1[j]) * u1) + (double(k2[j]) * u2 + double(k3[j]) * u3);
+}
+
+// acc_j += sum_r u_r k_rj over `rows` rows ld apart, in groups of four (col_axpy4) from the
+// first row, then one by one; groups and rows with u = 0 are skipped. The grouping depends on
+// the first row only, so callers that start at fixed block boundaries sum in a fixed order.
+template <class T>
+void rows_axpy(const T* k, index_t ld, const double* u, index_t rows, index_t len, double* acc) {
+  index_t r = 0;
+  for (; r + 4 <= rows; r += 4)
+    if (u[r] != 0.0 || u[r + 1] != 0.0 || u[r + 2] != 0.0 || u[r + 3] != 0.0)
+      col_axpy4(k + r * ld, ld, u + r, len, acc);
+  for (; r < rows; ++r)
+    if (u[r] != 0.0) col_axpy(k + r * ld, u[r], len, acc);
 }
 
 // out_j = exp(h_j + s - c_j inv_eps) (Gibbs kernel rows, plan entries).
@@ -485,27 +518,6 @@ PYOT_MULTIVERSION inline void rows_product(const double* e, index_t rows, index_
     for (index_t k = 0; k < d; ++k) out[r * d + k] = a[r] > 0.0 ? a[r] * out[r * d + k] : 0.0;
 }
 
-// A heap array left uninitialised when allocated: the scaling kernel is written in full right
-// after (a std::vector would first zero its 16 or 32 MiB, on every solve).
-template <class T>
-class RawBuffer {
- public:
-  void resize(std::size_t size) {
-    if (size == size_) return;
-    data_.reset(new T[size]);
-    size_ = size;
-  }
-  void release() {
-    data_.reset();
-    size_ = 0;
-  }
-  T* data() { return data_.get(); }
-  const T* data() const { return data_.get(); }
-
- private:
-  std::unique_ptr<T[]> data_;
-  std::size_t size_ = 0;
-};
 }  // namespace detail
 
 // P Y by one exp pass over C at (f, g): the fallback when no confirmation pass provided it.
@@ -737,19 +749,16 @@ class ScalingKernel {
           gibbs_row(crow, hg.data(), f[i + t] * inv_eps, inv_eps, m, et);
           const double sum = row_dot(et, b, m);
           r[i + t] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
-          if (a[i + t] > 0.0) {
-            col_axpy(et, a[i + t], m, acc);
-            if (want_value_) value_rows_[i + t] = a[i + t] * row_dot_cost(et, b, crow, m);
-          }
+          if (want_value_ && a[i + t] > 0.0)
+            value_rows_[i + t] = a[i + t] * row_dot_cost(et, b, crow, m);
         }
+        rows_axpy(e.data(), m, a + i, rows, m, acc);
         if (p.out != nullptr)
           detail::rows_product(e.data(), rows, m, product_wy_.data(), p.d, a + i, p.out + i * p.d);
       }
     });
-    for (index_t j = 0; j < m; ++j) {
-      const double sum = column_sum(partial, blocks, m, j);
-      c[j] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
-    }
+    column_sums(partial, blocks, m, c);
+    for (index_t j = 0; j < m; ++j) c[j] = in_safe_range(c[j]) ? std::log(c[j]) : kUnsafe;
     const bool ok = all_finite(r, n) && all_finite(c, m);
     exact_f_.assign(f, f + n);
     exact_g_.assign(g, g + m);
@@ -805,10 +814,13 @@ class ScalingKernel {
 
   // P Y from a double K, no exp: P_ij = a_i u_i K_ij v_j b_j with u_i = exp((f_i - alpha_i) /
   // eps), v_j = exp((g_j - beta_j) / eps). False (nothing written that counts) without a
-  // requested product, on a float or stale K, or when the result is not finite.
+  // requested product, on a float or stale K, when the scalings are past the absorption bound
+  // (the entries of K that underflowed could then carry mass: as value_at), or when the result
+  // is not finite.
   bool kernel_product(const double* f, const double* g, const double* a, double eps, int threads) {
     const PlanProduct& p = product_;
-    if (p.out == nullptr || single_ || eps_ != eps || k_.data() == nullptr) return false;
+    if (p.out == nullptr || single_ || eps_ != eps || k_.data() == nullptr || far(f, g))
+      return false;
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps;
     std::vector<double> wy(product_wy_), au(n);
@@ -852,9 +864,8 @@ class ScalingKernel {
     fused_ = false;
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
-    const index_t blocks = n_blocks(n, partial_block(n));
-    for (index_t j = 0; j < m; ++j)
-      out[j] = (g[j] - beta_[j]) * inv_eps + std::log(column_sum(partial_, blocks, m, j));
+    column_sums(partial_, n_blocks(n, partial_block(n)), m, out);
+    for (index_t j = 0; j < m; ++j) out[j] = (g[j] - beta_[j]) * inv_eps + std::log(out[j]);
     return all_finite(out, m);
   }
 
@@ -881,13 +892,15 @@ class ScalingKernel {
       const RowUpdate& up = *next;
       for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
         double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
-        for (index_t i = i0; i < i1; ++i) {
-          const K* row = k + i * m;
-          out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(row_dot(row, v_.data(), m));
-          const double fi = (1.0 - up.w) * f[i] + up.w * up.k * (f[i] - up.eps * out[i]);
-          up.f_next[i] = fi;
-          u_[i] = std::exp(up.loga[i] + (fi - alpha_[i]) * inv_eps);
-          if (u_[i] != 0.0) col_axpy(row, u_[i], m, acc);
+        for (index_t i = i0; i < i1; i += 4) {  // col_pass's groups of four rows
+          const index_t rows = std::min<index_t>(4, i1 - i);
+          for (index_t t = i; t < i + rows; ++t) {
+            out[t] = (f[t] - alpha_[t]) * inv_eps + std::log(row_dot(k + t * m, v_.data(), m));
+            const double ft = (1.0 - up.w) * f[t] + up.w * up.k * (f[t] - up.eps * out[t]);
+            up.f_next[t] = ft;
+            u_[t] = std::exp(up.loga[t] + (ft - alpha_[t]) * inv_eps);
+          }
+          rows_axpy(k + i * m, m, u_.data() + i, rows, m, acc);
         }
       });
       fused_ = all_finite(out, n);
@@ -930,12 +943,11 @@ class ScalingKernel {
     const index_t blocks = n_blocks(n, block);
     partial_.assign(std::size_t(blocks) * std::size_t(m), 0.0);
     for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
-      double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
-      for (index_t i = i0; i < i1; ++i)
-        if (u_[i] != 0.0) col_axpy(k + i * m, u_[i], m, acc);
+      rows_axpy(k + i0 * m, m, u_.data() + i0, i1 - i0, m,
+                partial_.data() + std::size_t(i0 / block) * std::size_t(m));
     });
-    for (index_t j = 0; j < m; ++j)
-      out[j] = (g[j] - beta_[j]) * inv_eps + std::log(column_sum(partial_, blocks, m, j));
+    column_sums(partial_, blocks, m, out);
+    for (index_t j = 0; j < m; ++j) out[j] = (g[j] - beta_[j]) * inv_eps + std::log(out[j]);
     return all_finite(out, m);
   }
 
@@ -951,11 +963,14 @@ class ScalingKernel {
   }
   // Rows per block of the row-streamed column sums: at most 64 partial sums per column.
   static index_t partial_block(index_t n) { return std::max(kRowBlock, n_blocks(n, 64)); }
-  static double column_sum(const std::vector<double>& partial, index_t blocks, index_t m,
-                           index_t j) {
-    double sum = 0.0;
-    for (index_t t = 0; t < blocks; ++t) sum += partial[std::size_t(t) * std::size_t(m) + j];
-    return sum;
+  // out_j = the blocks' partial sums of column j added in block order.
+  static void column_sums(const std::vector<double>& partial, index_t blocks, index_t m,
+                          double* out) {
+    std::fill(out, out + m, 0.0);
+    for (index_t t = 0; t < blocks; ++t) {
+      const double* p = partial.data() + std::size_t(t) * std::size_t(m);
+      for (index_t j = 0; j < m; ++j) out[j] += p[j];
+    }
   }
   static constexpr index_t kStreamMinRows = 256;
   static constexpr double kSingleLow = 1e-36, kSingleHigh = 1e30, kSingleFlush = 1e-30;
@@ -989,8 +1004,8 @@ class ScalingKernel {
   double eps_ = 0.0;
   bool fused_ = false;  // partial_ holds the column sums of the last row pass's update
   double fused_w_ = 1.0, fused_k_ = 1.0;
-  detail::RawBuffer<double> k_;   // double K: no accuracy floor near 1e-7
-  detail::RawBuffer<float> k32_;  // float K (single_): half the bytes per product
+  ScratchBuffer<double> k_;   // double K: no accuracy floor near 1e-7
+  ScratchBuffer<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
   std::vector<double> partial_;                // per-block column sums (col_pass, fused)
   PlanProduct product_;                        // requested P Y (out null: none)
@@ -1412,8 +1427,8 @@ class Driver {
     for (std::size_t s = 0; s < schedule.size(); ++s) {
       reached_last = s + 1 == schedule.size();
       const index_t cap =
-          reached_last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + kStageMaxIter);
-      run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, kStageTol), cap, s > 0);
+          reached_last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + index_t(knob("PYOT_STAGE_IT", kStageMaxIter)));
+      run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, knob("PYOT_STAGE_TOL", kStageTol)), cap, s > 0);
       if (res_.status == Status::NotFinite || res_.n_iter >= o_.max_iter) break;
     }
     if (!reached_last && res_.status != Status::NotFinite) {
@@ -1594,9 +1609,9 @@ class Driver {
   bool newton_pays(const std::vector<double>& history, double tol, index_t steady) const {
     if (history.size() <= 5) return false;
     const double rate = sinkhorn_rate(history);
-    const double gain = on_scaling_ ? 10.0 * kNewtonMinGain : kNewtonMinGain;
+    const double gain = on_scaling_ ? knob("PYOT_NGAIN_S", 10.0) * kNewtonMinGain : kNewtonMinGain;
     if (!(rate < 1.0)) return history.size() > 50;  // stalled, not merely starting
-    if (on_scaling_ && steady < 6) return false;
+    if (on_scaling_ && steady < index_t(knob("PYOT_STEADY", 6))) return false;
     return std::log(tol / history.back()) / std::log(rate) > gain;
   }
 
@@ -1650,11 +1665,13 @@ class Driver {
       row_err_ = detail::side_error(a, r_.data(), f_, kInf, n_);
       const double col_err = detail::side_error(b, c_.data(), g_, kInf, m_);
       const double err = row_err_ + col_err;
+      exact_cols_ = true;  // c_ is exact at (f, g): finish() needs no column pass
       if (err <= tol) {
         res_.status = Status::Converged;
         return true;
       }
       if (res_.n_iter >= o_.max_iter) return true;
+      exact_cols_ = false;
       slow_steps = err > worth * last_err ? slow_steps + 1 : 0;
       if (slow_steps >= 2) return false;  // Sinkhorn is the better method here for now
       last_err = err;
@@ -1813,7 +1830,7 @@ Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f,
     return with_product(solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o),
                         nullptr);
   const bool single = o.tol >= kSingleTol && o.cost_range <= kSingleRangeLimit * o.eps &&
-                      c.rows * c.cols >= kSingleMinEntries;
+                      c.rows * c.cols >= index_t(knob("PYOT_SINGLE_MIN", double(kSingleMinEntries)));
   ScalingKernel<T> scaling(cost, kAbsorbLimit, single);
   scaling.request_value(o.value);
   if (product != nullptr) scaling.request_product(*product, b);

@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 namespace pyot::sinkhorn::detail {
@@ -21,7 +22,7 @@ class Relaxation {
     if (w_ == 1.0) {
       if (err > 0.0 && err < 1.0 && prev_ > 0.0 && prev2_ > 0.0) {
         const double q1 = err / prev_, q2 = prev_ / prev2_;
-        if (q1 > 0.5 && q1 < 1.0 && std::fabs(q1 - q2) < 0.01) {
+        if (q1 > lo_ && q1 < 1.0 && std::fabs(q1 - q2) < stab_) {
           const double w = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - q1)));
           if (w > 1.05) {
             w_ = w;
@@ -43,6 +44,8 @@ class Relaxation {
 
  private:
   bool enabled_;
+  double lo_ = std::getenv("PYOT_RLO") ? std::atof(std::getenv("PYOT_RLO")) : 0.5;  // TEMP-KNOB
+  double stab_ = std::getenv("PYOT_RSTAB") ? std::atof(std::getenv("PYOT_RSTAB")) : 0.01;
   double w_ = 1.0, prev_ = 0.0, prev2_ = 0.0, best_ = std::numeric_limits<double>::infinity();
 };
 
