@@ -23,27 +23,49 @@ class Relaxation {
       if (err > 0.0 && err < 1.0 && prev_ > 0.0 && prev2_ > 0.0) {
         const double q1 = err / prev_, q2 = prev_ / prev2_;
         if (q1 > lo_ && q1 < 1.0 && std::fabs(q1 - q2) < stab_) {
-          const double w = std::min(1.9, 2.0 / (1.0 + std::sqrt(1.0 - q1)));
+          const double w = std::min(kMaxWeight, 2.0 / (1.0 + std::sqrt(1.0 - q1)));
           if (w > 1.05) {
             w_ = w;
             best_ = err;
+            since_ = 0;
           }
         }
       }
-      prev2_ = prev_;
-      prev_ = err;
     } else {
       best_ = std::min(best_, err);
       if (err > 4.0 * best_ || !std::isfinite(err)) {
         w_ = 1.0;
         enabled_ = false;
+        return w_;
+      }
+      // The plain rate measured while it still grows (the first iterations) gives a weight below
+      // the optimum; the rate q at weight w then exceeds w - 1 (the optimum's rate) and tells the
+      // plain rate: an SOR eigenvalue mu relates to the plain one lambda^2 by
+      // (mu + w - 1)^2 = mu w^2 lambda^2 [Young 1971]. The weight is raised to that optimum.
+      if (++since_ >= 3 && err > 0.0 && prev_ > 0.0 && prev2_ > 0.0) {
+        const double q1 = err / prev_, q2 = prev_ / prev2_;
+        if (q1 < 1.0 && std::fabs(q1 - q2) < kRestab && q1 > w_ - 1.0 + kRaiseMargin) {
+          const double lam2 = (q1 + w_ - 1.0) * (q1 + w_ - 1.0) / (q1 * w_ * w_);
+          const double w =
+              lam2 < 1.0 ? std::min(kMaxWeight, 2.0 / (1.0 + std::sqrt(1.0 - lam2))) : kMaxWeight;
+          if (w > w_ + 0.02) {
+            w_ = w;
+            since_ = 0;
+          }
+        }
       }
     }
+    prev2_ = prev_;
+    prev_ = err;
     return w_;
   }
 
  private:
   bool enabled_;
+  static constexpr double kMaxWeight = 1.9;
+  double kRestab = std::getenv("PYOT_RESTAB") ? std::atof(std::getenv("PYOT_RESTAB")) : 0.01;  // TEMP
+  double kRaiseMargin = std::getenv("PYOT_RMARGIN") ? std::atof(std::getenv("PYOT_RMARGIN")) : 0.05;  // TEMP
+  int since_ = 0;  // iterations at the current weight
   double lo_ = std::getenv("PYOT_RLO") ? std::atof(std::getenv("PYOT_RLO")) : 0.5;  // TEMP-KNOB
   double stab_ = std::getenv("PYOT_RSTAB") ? std::atof(std::getenv("PYOT_RSTAB")) : 0.01;
   double w_ = 1.0, prev_ = 0.0, prev2_ = 0.0, best_ = std::numeric_limits<double>::infinity();
