@@ -16,7 +16,6 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <type_traits>
@@ -33,11 +32,6 @@
 #include "pyot/common/view.hpp"
 
 namespace pyot::sinkhorn {
-// TEMP-KNOB
-inline double knob(const char* name, double dflt) {
-  const char* v = std::getenv(name);
-  return v ? std::atof(v) : dflt;
-}
 
 constexpr index_t kRowBlock = 16;   // rows per task
 constexpr index_t kColBlock = 256;  // columns per task / per cost tile
@@ -348,17 +342,26 @@ PYOT_MULTIVERSION void gemm_cost_row(const GemmPoints<T>& g, index_t i, index_t 
   gemm_cost_block<M>(g, i, i + 1, j0, j1, out, j1 - j0);
 }
 
-// The k largest of v[0..len) (len >= k): their indices in idx and values in val.
-inline void top_entries(const double* v, index_t len, index_t k, std::vector<index_t>& order,
-                        index_t* idx, double* val) {
-  order.resize(len);
-  for (index_t j = 0; j < len; ++j) order[j] = j;
+// The k largest of v[0..len) (len >= k), largest first and ties by index: their indices in idx
+// and values in val. The k-th largest value t comes from nth_element on a copy of the values
+// (no indirection through an index array, which dominated Newton steps at n = 1000); the entries
+// above t and then the first ones equal to it are gathered in index order and sorted.
+inline void top_entries(const double* v, index_t len, index_t k, std::vector<double>& scratch,
+                        std::vector<index_t>& order, index_t* idx, double* val) {
+  scratch.assign(v, v + len);
+  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(),
+                   [](double x, double y) { return x > y; });
+  const double t = scratch[k - 1];
+  order.clear();
+  for (index_t j = 0; j < len; ++j)
+    if (v[j] > t) order.push_back(j);
+  for (index_t j = 0; j < len && index_t(order.size()) < k; ++j)
+    if (v[j] == t) order.push_back(j);
   const auto larger = [v](index_t x, index_t y) { return v[x] > v[y] || (v[x] == v[y] && x < y); };
-  std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), larger);
-  std::sort(order.begin(), order.begin() + k, larger);  // largest first: prefixes are top-k'
-  for (index_t t = 0; t < k; ++t) {
-    idx[t] = order[t];
-    val[t] = v[order[t]];
+  std::sort(order.begin(), order.end(), larger);  // largest first: prefixes are top-k'
+  for (index_t r = 0; r < k; ++r) {
+    idx[r] = order[r];
+    val[r] = v[order[r]];
   }
 }
 
@@ -1370,10 +1373,11 @@ class LogDomain {
     for (index_t j = 0; j < w_.m; ++j) h_[j] = w_.logb[j] + g[j] * inv;
     for_blocks(w_.n, kRowBlock, threads, [&](index_t i0, index_t i1) {
       std::vector<double> v(w_.m);
+      std::vector<double> scratch;
       std::vector<index_t> order;
       for (index_t i = i0; i < i1; ++i) {
         k_.gibbs_values(i, h_.data(), f[i] * inv, inv, v.data());
-        top_entries(v.data(), w_.m, k, order, idx + i * k, val + i * k);
+        top_entries(v.data(), w_.m, k, scratch, order, idx + i * k, val + i * k);
         for (index_t t = 0; t < k; ++t) val[i * k + t] *= w_.a[i];
       }
     });
@@ -1427,8 +1431,8 @@ class Driver {
     for (std::size_t s = 0; s < schedule.size(); ++s) {
       reached_last = s + 1 == schedule.size();
       const index_t cap =
-          reached_last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + index_t(knob("PYOT_STAGE_IT", kStageMaxIter)));
-      run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, knob("PYOT_STAGE_TOL", kStageTol)), cap, s > 0);
+          reached_last ? o_.max_iter : std::min(o_.max_iter, res_.n_iter + kStageMaxIter);
+      run_stage(schedule[s], reached_last ? o_.tol : std::max(o_.tol, kStageTol), cap, s > 0);
       if (res_.status == Status::NotFinite || res_.n_iter >= o_.max_iter) break;
     }
     if (!reached_last && res_.status != Status::NotFinite) {
@@ -1609,9 +1613,9 @@ class Driver {
   bool newton_pays(const std::vector<double>& history, double tol, index_t steady) const {
     if (history.size() <= 5) return false;
     const double rate = sinkhorn_rate(history);
-    const double gain = on_scaling_ ? knob("PYOT_NGAIN_S", 10.0) * kNewtonMinGain : kNewtonMinGain;
+    const double gain = on_scaling_ ? 10.0 * kNewtonMinGain : kNewtonMinGain;
     if (!(rate < 1.0)) return history.size() > 50;  // stalled, not merely starting
-    if (on_scaling_ && steady < index_t(knob("PYOT_STEADY", 6))) return false;
+    if (on_scaling_ && steady < 6) return false;
     return std::log(tol / history.back()) / std::log(rate) > gain;
   }
 
@@ -1830,7 +1834,7 @@ Result solve_dense(MatrixView<T> c, const double* a, const double* b, double* f,
     return with_product(solve(cost, static_cast<ScalingKernel<T>*>(nullptr), a, b, f, g, o),
                         nullptr);
   const bool single = o.tol >= kSingleTol && o.cost_range <= kSingleRangeLimit * o.eps &&
-                      c.rows * c.cols >= index_t(knob("PYOT_SINGLE_MIN", double(kSingleMinEntries)));
+                      c.rows * c.cols >= kSingleMinEntries;
   ScalingKernel<T> scaling(cost, kAbsorbLimit, single);
   scaling.request_value(o.value);
   if (product != nullptr) scaling.request_product(*product, b);
