@@ -1923,6 +1923,62 @@ class TestFusedScalingPass:
         assert one.n_iter == two.n_iter
         assert one.value == two.value
 
+    def test_rows_in_groups_of_four_with_zero_weights(self, rng):
+        # Column sums take four rows at a time (groups from each fixed row block's start, rows
+        # and groups of zero weight skipped): a whole zero group, scattered zeros and a row
+        # count that is not a multiple of four give the log domain's answer, for any threads.
+        cost, a, b = problem(rng, 603, 501, zeros_a=5, zeros_b=2)
+        a[16:20] = 0.0  # one aligned group of four
+        a /= a.sum()
+        sc = [pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-10, method="scaling", threads=t)
+              for t in (1, 2)]
+        lg = pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-10, method="log")
+        assert sc[0].converged
+        np.testing.assert_allclose(sc[0].plan, lg.plan, rtol=1e-6, atol=1e-13)
+        assert (sc[0].plan[16:20] == 0).all()
+        np.testing.assert_array_equal(sc[0].f, sc[1].f)
+        np.testing.assert_array_equal(sc[0].g, sc[1].g)
+        assert sc[0].value == sc[1].value
+
+    def test_kernel_buffers_recycled(self, rng):
+        # The kernel's storage is kept for the next solve (a larger one reused by a smaller
+        # problem, a smaller one replaced): the same answers as before, also from concurrent
+        # Python threads.
+        problems = [problem(rng, n, n - 50) for n in (700, 500, 900)]
+
+        def solve(p):
+            return pyot.sinkhorn(*p, eps=0.05, tol=1e-9, method="scaling")
+
+        first = [solve(p) for p in problems]
+        again = [solve(p) for p in reversed(problems)][::-1]
+        out = [None] * 6
+        workers = [threading.Thread(target=lambda k=k: out.__setitem__(k, solve(problems[k % 3])))
+                   for k in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        for k, ref in enumerate(first):
+            for res in (again[k], out[k], out[k + 3]):
+                np.testing.assert_array_equal(res.f, ref.f)
+                np.testing.assert_array_equal(res.g, ref.g)
+                assert res.value == ref.value
+
+    def test_relaxation_weight_raised(self):
+        # d = 64 uniform clouds: the plain rate is still growing when over-relaxation starts, so
+        # the first weight is too small; the rate observed at it raises the weight (100
+        # iterations before this, 61 now), and the answer is the log domain's.
+        g = np.random.default_rng(0)
+        x, y = g.random((400, 64)), g.random((400, 64))
+        cost = cdist(x, y, "sqeuclidean")
+        cost /= cost.max()
+        res = pyot.sinkhorn(cost, eps=0.01, tol=1e-8)
+        ref = pyot.sinkhorn(cost, eps=0.01, tol=1e-11, method="log")
+        assert res.converged
+        assert res.n_iter <= 70
+        np.testing.assert_allclose(res.plan, ref.plan, rtol=1e-5, atol=1e-12)
+        assert res.value == pytest.approx(ref.value, rel=1e-7)
+
     def test_unbalanced(self, rng):
         from pyot.sinkhorn import _run
 
