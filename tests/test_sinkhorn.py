@@ -27,6 +27,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
 
 import pyot
+from pyot import _core
 
 ot = pytest.importorskip("ot")
 
@@ -1219,6 +1220,49 @@ class TestSinkhornDivergence:
         with pytest.warns(pyot.ConvergenceWarning):
             s = pyot.sinkhorn_divergence(x, y, eps=1e-3, max_iter=2)
         assert np.isfinite(s)
+
+    @pytest.mark.parametrize("online", [False, True])
+    @pytest.mark.parametrize("tol", [1e-4, 1e-9])
+    def test_self_transport_float_lanes(self, rng, online, tol):
+        """The symmetric solve on a float32 cloud (float lanes for tol >= 1e-6, double lanes
+        below): its reported error is the exact one at the returned h, within tol, and h is the
+        float64 solution's; value is <P, C> when asked and NaN otherwise."""
+        x = rng.random((300, 3)).astype(np.float32)
+        a = weights(rng, 300)
+        eps = 0.02
+        c32 = cdist(x, x, "sqeuclidean").astype(np.float32)  # the dense problem's cost
+
+        def solve(pts, value, t=tol, h=None, max_iter=10_000):
+            h = np.zeros(300) if h is None else h.copy()
+            opts = dict(eps=eps, tol=t, max_iter=max_iter, threads=2, value=value)
+            if online:
+                out = _core.sinkhorn_symmetric_online(pts, 0, 2.0, a, h, **opts)
+            else:
+                cost = c32 if pts.dtype == np.float32 else cdist(pts, pts, "sqeuclidean")
+                out = _core.sinkhorn_symmetric_dense(cost, a, h, **opts)
+            return [float(v[0]) for v in out], h
+
+        (status, n_iter, err, value, objective), h = solve(x, True)
+        assert status == 0
+        assert n_iter > 0
+        assert err <= tol
+        # The reported error is the double-lane one at h (a fresh exact measurement agrees).
+        (_, n0, exact_err, _, _), _ = solve(x, False, t=1e-12, h=h, max_iter=0)
+        assert n0 == 0
+        assert exact_err == err
+        if not online:
+            c = c32.astype(np.float64)
+            plan = a[:, None] * a[None, :] * np.exp((h[:, None] + h[None, :] - c) / eps)
+            true_err = 2 * np.abs(plan.sum(1) - a).sum()
+            np.testing.assert_allclose(err, true_err, rtol=1e-9, atol=1e-15)
+            np.testing.assert_allclose(value, (plan * c).sum(), rtol=1e-9)
+        (_, _, _, no_value, objective2), h2 = solve(x, False)
+        assert np.isnan(no_value)
+        np.testing.assert_array_equal(h2, h)
+        assert objective2 == objective
+        (_, _, err64, _, _), h64 = solve(x.astype(np.float64), False)
+        assert err64 <= tol
+        np.testing.assert_allclose(h, h64, atol=max(tol, 1e-5) * eps)
 
     def test_bad_inputs(self, rng, ref):
         x, y = clouds(rng, 5, 6)
