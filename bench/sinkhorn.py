@@ -1366,7 +1366,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bounds_only:
         peers = {}
     elif args.online:  # the solvers run in subprocesses: only look for OTT-JAX here
-        peers = {"ott": cm.detect_peer("OTT-JAX", ("ott", "jax"), "ott-jax", load=False)}
+        peers = (
+            {"ott": cm.detect_peer("OTT-JAX", ("ott", "jax"), "ott-jax", load=False)}
+            if "ott" in args.peers
+            else {}
+        )
     else:
         peers = _detect_peers(tuple(args.peers))
     ctx = Context(args=args, pyot=pyot, solver=PyotSolver(pyot, args.threads), peers=peers)
