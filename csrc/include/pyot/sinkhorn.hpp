@@ -990,11 +990,12 @@ class ScalingKernel {
   }
 
   // out_j = (g_j - beta_j) / eps + log(sum_t partial_[t][j]), the blocks t summed in order (as
-  // column_sum), columns split over the threads: the same values for any thread count.
+  // column_sum), columns split over the threads (from 2^18 sums each: a parallel region costs up
+  // to a scheduler quantum on a loaded machine): the same values for any thread count.
   void column_logs(const double* g, index_t blocks, double* out, int threads) const {
     const index_t m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
-    for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
+    for_blocks(m, kColBlock, threads_for_work(threads, blocks * m), [&](index_t j0, index_t j1) {
       double sum[kColBlock] = {};
       for (index_t t = 0; t < blocks; ++t) {
         const double* p = partial_.data() + std::size_t(t) * std::size_t(m);
