@@ -105,13 +105,34 @@ PYOT_MULTIVERSION void col_exp_accumulate(const T* c, const double* s, double h,
   for (index_t j = 0; j < len; ++j) acc[j] += exp_vec(h + s[j] - double(c[j]) * inv_eps);
 }
 
-// The same with float lanes (exponents formed in double, accumulators in double).
+// Columns per task of the dense log-domain column pass (at most; a column's sum does not depend
+// on it): each row contributes a contiguous run of the block's width, so wider blocks stream C
+// in longer runs.
+constexpr index_t kLogColMax = 2048;
+
+// The same with float lanes over up to kFloatColRows rows at once (rows r, `ld` apart, exponents
+// h_r + s_j - c_rj inv_eps formed in double and rounded to float, rows with h_r = -inf skipped):
+// each column's terms are summed in float, then added to acc_j in double. A float sum then runs
+// over at most 16 terms, as each of exp_sum_float's 16 lanes does over a chunk of the row pass,
+// so both passes carry the same float rounding. len <= kLogColMax.
+constexpr index_t kFloatColRows = 16;
 template <class T>
-PYOT_MULTIVERSION void col_exp_accumulate_float(const T* c, const double* s, double h,
-                                                double inv_eps, index_t len, double* acc) {
+PYOT_MULTIVERSION void col_exp_accumulate_float(const T* c, index_t ld, const double* h,
+                                                index_t rows, const double* s, double inv_eps,
+                                                index_t len, double* acc) {
+  alignas(64) float part[kLogColMax];
 #pragma omp simd
-  for (index_t j = 0; j < len; ++j)
-    acc[j] += double(exp_vec(float(h + s[j] - double(c[j]) * inv_eps)));
+  for (index_t j = 0; j < len; ++j) part[j] = 0.0f;
+  for (index_t r = 0; r < rows; ++r) {
+    if (h[r] == kNegInf) continue;  // zero weight: no mass in this row
+    const T* cr = c + r * ld;
+    const double hr = h[r];
+#pragma omp simd
+    for (index_t j = 0; j < len; ++j)
+      part[j] += exp_vec(float(hr + s[j] - double(cr[j]) * inv_eps));
+  }
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) acc[j] += double(part[j]);
 }
 
 // sum_j exp(h_j + s - c_j inv_eps) c_j: one row's share of <P, C>.
@@ -164,6 +185,20 @@ template <class T>
 PYOT_MULTIVERSION void col_axpy(const T* k, double u, index_t len, double* acc) {
 #pragma omp simd
   for (index_t j = 0; j < len; ++j) acc[j] += double(k[j]) * u;
+}
+
+// acc_j += (k0_j u0 + k1_j u1) + (k2_j u2 + k3_j u3) for kAxpyRows = 4 rows `ld` apart: the
+// column sums of a group of rows in one pass over acc (col_axpy row by row loads and stores
+// acc once per row; when acc is a long partial row it lives in L2, not L1).
+constexpr index_t kAxpyRows = 4;
+template <class T>
+PYOT_MULTIVERSION void col_axpy_rows(const T* k, index_t ld, const double* u, index_t len,
+                                     double* acc) {
+  const T *k1 = k + ld, *k2 = k + 2 * ld, *k3 = k + 3 * ld;
+  const double u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j)
+    acc[j] += (double(k[j]) * u0 + double(k1[j]) * u1) + (double(k2[j]) * u2 + double(k3[j]) * u3);
 }
 
 // out_j = exp(h_j + s - c_j inv_eps) (Gibbs kernel rows, plan entries).
@@ -372,28 +407,32 @@ class DenseCost {
     });
   }
 
-  // out_j = log sum_i exp(ha_i + s_j - C_ij inv_eps), streaming rows into column blocks.
+  // out_j = log sum_i exp(ha_i + s_j - C_ij inv_eps), streaming rows into column blocks. With
+  // float lanes the terms are summed in float over fixed chunks of kFloatColRows rows, the
+  // chunks in double (col_exp_accumulate_float). A column whose sum leaves the safe range is
+  // redone exactly; each column's result depends on neither the block width nor the threads.
   void col_log_ratio(const double* ha, const double* s, double inv_eps, double* out, int threads,
                      bool float_lanes = false) const {
     const index_t n = rows(), m = cols();
     const bool fl = float_lanes && std::is_same<T, float>::value;
-    for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
+    for_blocks(m, col_width(m, threads), threads, [&](index_t j0, index_t j1) {
       const index_t len = j1 - j0;
-      double acc[kColBlock] = {};
-      for (index_t i = 0; i < n; ++i) {
-        if (ha[i] == kNegInf) continue;  // zero weight: no mass in this row
-        if (fl)
-          col_exp_accumulate_float(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
-        else
-          col_exp_accumulate(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
+      alignas(64) double acc[kLogColMax];
+      std::fill(acc, acc + len, 0.0);
+      if (fl) {
+        for (index_t i = 0; i < n; i += kFloatColRows)
+          col_exp_accumulate_float(c_.row(i) + j0, c_.ld, ha + i, std::min(kFloatColRows, n - i),
+                                   s + j0, inv_eps, len, acc);
+      } else {
+        for (index_t i = 0; i < n; ++i)
+          if (ha[i] != kNegInf)  // zero weight: no mass in this row
+            col_exp_accumulate(c_.row(i) + j0, s + j0, ha[i], inv_eps, len, acc);
       }
       bool safe = true;
       for (index_t t = 0; t < len; ++t) safe = safe && sum_is_safe(acc[t], fl);
-      if (safe) {
-        for (index_t t = 0; t < len; ++t) out[j0 + t] = std::log(acc[t]);
-      } else {
-        exact_block(ha, s + j0, inv_eps, j0, len, out + j0);
-      }
+      if (!safe) exact_block(ha, s + j0, inv_eps, j0, len, out + j0);
+      for (index_t t = 0; t < len; ++t)
+        if (safe || sum_is_safe(acc[t], fl)) out[j0 + t] = std::log(acc[t]);
     });
   }
 
@@ -414,8 +453,8 @@ class DenseCost {
   // rows: one pass for the column maxima, one for the shifted sums.
   void exact_block(const double* ha, const double* s, double inv_eps, index_t j0, index_t len,
                    double* out) const {
-    double acc[kColBlock];
-    double mx[kColBlock], shifted[kColBlock];
+    std::vector<double> work(3 * std::size_t(len));  // rare: off the stack
+    double *acc = work.data(), *mx = acc + len, *shifted = mx + len;
     std::fill(mx, mx + len, kNegInf);
     for (index_t i = 0; i < rows(); ++i)
       if (ha[i] != kNegInf) col_max_accumulate(c_.row(i) + j0, s, ha[i], inv_eps, len, mx);
@@ -427,6 +466,15 @@ class DenseCost {
       if (ha[i] != kNegInf) col_exp_accumulate(c_.row(i) + j0, shifted, ha[i], inv_eps, len, acc);
     for (index_t t = 0; t < len; ++t)
       out[t] = mx[t] == kNegInf ? kNegInf : mx[t] + std::log(acc[t]);
+  }
+
+  // The column pass's block width: as wide as kLogColMax allows (C is read in runs of the
+  // width; at 256 columns the strided runs of 1 or 2 KiB left the pass waiting on memory), in a
+  // number of blocks that is a multiple of the threads (equal shares), a multiple of 16 columns.
+  static index_t col_width(index_t m, int threads) {
+    const index_t t = std::max(threads, 1);
+    const index_t blocks = t * n_blocks(m, t * kLogColMax);
+    return std::max<index_t>(16, (n_blocks(m, blocks) + 15) / 16 * 16);
   }
 
   MatrixView<T> c_;
@@ -851,10 +899,7 @@ class ScalingKernel {
     if (!fused_) return false;
     fused_ = false;
     const index_t n = cost_.rows(), m = cost_.cols();
-    const double inv_eps = 1.0 / eps_;
-    const index_t blocks = n_blocks(n, partial_block(n));
-    for (index_t j = 0; j < m; ++j)
-      out[j] = (g[j] - beta_[j]) * inv_eps + std::log(column_sum(partial_, blocks, m, j));
+    column_logs(g, n_blocks(n, partial_block(n)), out, pass_threads_);
     return all_finite(out, m);
   }
 
@@ -877,32 +922,37 @@ class ScalingKernel {
       // Row i's ratio, its updated f_i and u_i, and u_i K_i into the block's column sums (the
       // blocks of col_pass, reduced in the same order) while K_i is in cache.
       const index_t block = partial_block(n);
-      partial_.assign(std::size_t(n_blocks(n, block)) * std::size_t(m), 0.0);
+      partial_.resize(std::size_t(n_blocks(n, block)) * std::size_t(m));  // zeroed per block
       const RowUpdate& up = *next;
+      // Rows go in groups of kAxpyRows: their ratios (each row read from memory once), then
+      // their column sums from the rows still in cache (accumulate_rows).
       for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
         double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
-        for (index_t i = i0; i < i1; ++i) {
-          const K* row = k + i * m;
-          out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(row_dot(row, v_.data(), m));
-          const double fi = (1.0 - up.w) * f[i] + up.w * up.k * (f[i] - up.eps * out[i]);
-          up.f_next[i] = fi;
-          u_[i] = std::exp(up.loga[i] + (fi - alpha_[i]) * inv_eps);
-          if (u_[i] != 0.0) col_axpy(row, u_[i], m, acc);
+        std::fill(acc, acc + m, 0.0);
+        for (index_t g0 = i0; g0 < i1; g0 += kAxpyRows) {
+          const index_t g1 = std::min(i1, g0 + kAxpyRows);
+          for (index_t i = g0; i < g1; ++i) {
+            out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(row_dot(k + i * m, v_.data(), m));
+            const double fi = (1.0 - up.w) * f[i] + up.w * up.k * (f[i] - up.eps * out[i]);
+            up.f_next[i] = fi;
+            u_[i] = std::exp(up.loga[i] + (fi - alpha_[i]) * inv_eps);
+          }
+          accumulate_rows(k, g0, g1, m, m, acc);
         }
       });
+      pass_threads_ = threads;
       fused_ = all_finite(out, n);
       fused_w_ = up.w;
       fused_k_ = up.k;
       return fused_;
     }
     for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
-      for (index_t i = i0; i < i1; ++i) {
-        const double kv = row_dot(k + i * m, v_.data(), m);
-        out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(kv);
-      }
+      for (index_t i = i0; i < i1; ++i)
+        out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(row_dot(k + i * m, v_.data(), m));
     });
     return all_finite(out, n);
   }
+
 
   // out_j = log((K^T (a .* u))_j) + (g_j - beta_j) / eps.
   template <class K>
@@ -928,15 +978,32 @@ class ScalingKernel {
     // same sums for any thread count.
     const index_t block = partial_block(n);
     const index_t blocks = n_blocks(n, block);
-    partial_.assign(std::size_t(blocks) * std::size_t(m), 0.0);
+    partial_.resize(std::size_t(blocks) * std::size_t(m));
     for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
       double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
-      for (index_t i = i0; i < i1; ++i)
-        if (u_[i] != 0.0) col_axpy(k + i * m, u_[i], m, acc);
+      std::fill(acc, acc + m, 0.0);
+      for (index_t g0 = i0; g0 < i1; g0 += kAxpyRows)
+        accumulate_rows(k, g0, std::min(i1, g0 + kAxpyRows), m, m, acc);
     });
-    for (index_t j = 0; j < m; ++j)
-      out[j] = (g[j] - beta_[j]) * inv_eps + std::log(column_sum(partial_, blocks, m, j));
+    column_logs(g, blocks, out, threads);
     return all_finite(out, m);
+  }
+
+  // out_j = (g_j - beta_j) / eps + log(sum_t partial_[t][j]), the blocks t summed in order (as
+  // column_sum), columns split over the threads (from 2^18 sums each: a parallel region costs up
+  // to a scheduler quantum on a loaded machine): the same values for any thread count.
+  void column_logs(const double* g, index_t blocks, double* out, int threads) const {
+    const index_t m = cost_.cols();
+    const double inv_eps = 1.0 / eps_;
+    for_blocks(m, kColBlock, threads_for_work(threads, blocks * m), [&](index_t j0, index_t j1) {
+      double sum[kColBlock] = {};
+      for (index_t t = 0; t < blocks; ++t) {
+        const double* p = partial_.data() + std::size_t(t) * std::size_t(m);
+        for (index_t j = j0; j < j1; ++j) sum[j - j0] += p[j];
+      }
+      for (index_t j = j0; j < j1; ++j)
+        out[j] = (g[j] - beta_[j]) * inv_eps + std::log(sum[j - j0]);
+    });
   }
 
   // Rounds a row to float, entries below kSingleFlush of the row's largest to 0 (measured on
@@ -948,6 +1015,20 @@ class ScalingKernel {
     if (!(floor >= kSingleLow && hi <= kSingleHigh)) return false;  // also NaN
     round_to_float(row, len, floor, out);
     return true;
+  }
+  // acc_t += sum_i u_i k_(i ld + t) for t < len over the rows [g0, g1) of one group (g1 - g0
+  // <= kAxpyRows, groups at fixed offsets of fixed blocks): a full group in one pass over acc,
+  // zero u_i included (their terms are 0), a short one row by row. The same sums for any
+  // thread count and any split of the columns.
+  template <class K>
+  void accumulate_rows(const K* k, index_t g0, index_t g1, index_t ld, index_t len,
+                       double* acc) const {
+    if (g1 - g0 == kAxpyRows) {
+      col_axpy_rows(k + g0 * ld, ld, u_.data() + g0, len, acc);
+      return;
+    }
+    for (index_t i = g0; i < g1; ++i)
+      if (u_[i] != 0.0) col_axpy(k + i * ld, u_[i], len, acc);
   }
   // Rows per block of the row-streamed column sums: at most 64 partial sums per column.
   static index_t partial_block(index_t n) { return std::max(kRowBlock, n_blocks(n, 64)); }
@@ -989,6 +1070,7 @@ class ScalingKernel {
   double eps_ = 0.0;
   bool fused_ = false;  // partial_ holds the column sums of the last row pass's update
   double fused_w_ = 1.0, fused_k_ = 1.0;
+  int pass_threads_ = 1;  // the threads of the last fused row pass (its column logs use them)
   detail::RawBuffer<double> k_;   // double K: no accuracy floor near 1e-7
   detail::RawBuffer<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
