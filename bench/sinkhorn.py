@@ -9,7 +9,12 @@ potentials) is checked here, in float64, the same way for everyone: both margina
 ``<P, C>`` against a reference (pyot, ``method="log"``, ``tol=1e-10``, float64).
 
 Then pyot's per-iteration time for ``method="log"`` and ``method="scaling"`` is put against the
-machine's bound (exp throughput and read bandwidth, measured at the start of the run).
+machine's bound (exp throughput and read bandwidth, measured at the start of the run): the log
+domain against 2nm exp at the rate of the lanes it uses (float lanes for float32 costs), the
+scaling domain against the reads of K it does (one per iteration from 256 rows on, the fused
+row pass) in the dtype K is stored in (double unless tol >= 1e-7 for a float32 cost: at the
+table's tol = 0 the float32 rows read a double K). Each row's model is in the JSON
+(``bound_model``).
 
 ``--online`` runs the separate point-cloud entry: n = m = 200,000, d = 3, eps = 0.01 through
 ``pyot.PointCloud`` in a subprocess (time and peak RSS), against OTT-JAX's
@@ -986,6 +991,35 @@ def _run_case(ctx: Context, case: Case) -> list[Row]:
 # Per-iteration time against the hardware bound
 
 
+# pyot's dense scaling path (csrc/include/pyot/sinkhorn.hpp, ScalingKernel and solve_dense):
+# from FUSED_MIN_ROWS rows on, an iteration reads K once (the row pass also accumulates the next
+# column sums); K is stored in float only for float32 costs at tol >= FLOAT_KERNEL_MIN_TOL (and
+# range(C) / eps <= 100 on at least 2^21 entries), else in double.
+FUSED_MIN_ROWS = 256
+FLOAT_KERNEL_MIN_TOL = 1e-7
+
+
+def _bound_model(method: str, n: int, dtype: str, tol: float) -> dict[str, Any]:
+    """The work a per-iteration bound holds a path to: 2nm exp at the exp rate of the lanes
+    the log domain uses, or the reads of K (in the dtype K is stored in) at the read bandwidth."""
+    if method == "log":
+        lanes = "float" if dtype == "float32" else "double"
+        return {"exp_per_iter": 2 * n * n, "exp_lanes": lanes,
+                "text": f"2nm exp / {lanes} exp rate"}  # fmt: skip
+    reads = 1 if n >= FUSED_MIN_ROWS else 2
+    float_k = dtype == "float32" and tol >= FLOAT_KERNEL_MIN_TOL
+    why = ""
+    if dtype == "float32" and not float_k:
+        why = f" (tol={tol:g} < {FLOAT_KERNEL_MIN_TOL:g}: float32 C, double K)"
+    return {
+        "k_reads": reads,
+        "k_dtype": "float32" if float_k else "float64",
+        "k_bytes": 4 if float_k else 8,
+        "text": f"{reads} read{'s' if reads > 1 else ''} of a "
+        f"{'float32' if float_k else 'float64'} K / bandwidth{why}",
+    }
+
+
 def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
     args = ctx.args
     sizes = args.sizes or ((SIZES[0],) if args.quick else SIZES)
@@ -1001,7 +1035,6 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
         for dtype in dtypes:
             cost = cost64.astype(dtype, copy=dtype != "float64")
             a = np.full(n, 1.0 / n, dtype=dtype)
-            itemsize = cost.itemsize
             for method, target in (("log", 2.0), ("scaling", 1.5)):
                 rec: dict[str, Any] = {"n": n, "dtype": dtype, "method": method, "eps": eps}
                 try:
@@ -1026,19 +1059,22 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
                     if t2 <= t1:
                         raise RuntimeError(f"t({it2}) <= t({it1}): timing noise, rerun")
                     per_iter = (t2 - t1) / (it2 - it1)
+                    model = _bound_model(method, n, dtype, ctx.fixed_tol)
                     if method == "log":
                         bound = 2.0 * n * n / hw.exp_rate_for(dtype)
-                        what = f"2nm exp / {'float' if dtype == 'float32' else 'double'} exp rate"
                     else:
-                        bound = 2.0 * n * n * itemsize / hw.bandwidth
-                        what = "2 reads of K / bandwidth"
+                        bound = model["k_reads"] * n * n * model["k_bytes"] / hw.bandwidth
+                    what = model["text"]
                     x_bound = per_iter / bound
-                    in_cache = method == "scaling" and l3 is not None and n * n * itemsize <= l3
+                    in_cache = (
+                        method == "scaling" and l3 is not None and n * n * model["k_bytes"] <= l3
+                    )
                     rec.update(
                         per_iter_s=per_iter,
                         setup_s=max(0.0, t1 - it1 * per_iter),
                         bound_s=bound,
                         bound=what,
+                        bound_model=model,
                         times_bound=x_bound,
                         fraction_of_bound=1.0 / x_bound,
                         target_times_bound=target,
@@ -1077,7 +1113,8 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
             else ""
         )
         + f", read bandwidth {hw.bandwidth / 1e9:.1f} GB/s, "
-        f"{hw.threads} threads)",
+        f"{hw.threads} threads; log: 2nm exp at the rate of the lanes used, scaling: the reads "
+        "of K per iteration in the dtype K is stored in)",
         [
             "n=m",
             "dtype",
@@ -1366,7 +1403,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bounds_only:
         peers = {}
     elif args.online:  # the solvers run in subprocesses: only look for OTT-JAX here
-        peers = {"ott": cm.detect_peer("OTT-JAX", ("ott", "jax"), "ott-jax", load=False)}
+        peers = (
+            {"ott": cm.detect_peer("OTT-JAX", ("ott", "jax"), "ott-jax", load=False)}
+            if "ott" in args.peers
+            else {}
+        )
     else:
         peers = _detect_peers(tuple(args.peers))
     ctx = Context(args=args, pyot=pyot, solver=PyotSolver(pyot, args.threads), peers=peers)

@@ -217,34 +217,34 @@ def sinkhorn_point_gradient_batch(x: numpy.typing.NDArray[numpy.float64], y: num
     sinkhorn_point_gradient over a batch (B, n, d), in one call: (B, n, d) float64.
     """
 @typing.overload
-def sinkhorn_symmetric_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+def sinkhorn_symmetric_dense(cost: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, value: bool = True) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
-    Symmetric self-transport potential h (debiasing term).
-    """
-@typing.overload
-def sinkhorn_symmetric_dense(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
-    """
-    Symmetric self-transport potential h (debiasing term).
+    Symmetric self-transport potential h (debiasing term); value is NaN when value=False.
     """
 @typing.overload
-def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+def sinkhorn_symmetric_dense(cost: numpy.typing.NDArray[numpy.float64], a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, value: bool = True) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
-    Symmetric self-transport potential on a point cloud, cost on the fly.
-    """
-@typing.overload
-def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
-    """
-    Symmetric self-transport potential on a point cloud, cost on the fly.
+    Symmetric self-transport potential h (debiasing term); value is NaN when value=False.
     """
 @typing.overload
-def sinkhorn_symmetric_online_batch(x: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, value: bool = True) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
-    Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call.
+    Symmetric self-transport potential on a point cloud, cost on the fly; value is NaN when value=False.
     """
 @typing.overload
-def sinkhorn_symmetric_online_batch(x: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+def sinkhorn_symmetric_online(x: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, value: bool = True) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
-    Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call.
+    Symmetric self-transport potential on a point cloud, cost on the fly; value is NaN when value=False.
+    """
+@typing.overload
+def sinkhorn_symmetric_online_batch(x: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, value: bool = True) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call; value (<P, C>, one exp pass) is NaN when value=False.
+    """
+@typing.overload
+def sinkhorn_symmetric_online_batch(x: numpy.typing.NDArray[numpy.float64], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], h: numpy.typing.NDArray[numpy.float64], *, eps: typing.SupportsFloat | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, value: bool = True) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    """
+    Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call; value (<P, C>, one exp pass) is NaN when value=False.
     """
 @typing.overload
 def sinkhorn_weighted_point_gradient(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], metric: typing.SupportsInt | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, a: numpy.typing.NDArray[numpy.float64], b: numpy.typing.NDArray[numpy.float64], f: numpy.typing.NDArray[numpy.float64], g: numpy.typing.NDArray[numpy.float64], row_weights: numpy.typing.NDArray[numpy.float64], col_weights: numpy.typing.NDArray[numpy.float64], *, cost_weight: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:

@@ -396,9 +396,10 @@ def _self_transport(
     max_iter: int, threads: int,
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """OT_eps(a, a) by the symmetric update (ALGORITHMS 2.6): the core's (status, n_iter,
-    marginal_error, value, objective) arrays and the float64 potential h."""
+    marginal_error, value, objective) arrays and the float64 potential h. The divergence reads
+    the objective only: value (one exp pass) is not computed (NaN)."""
     h = np.zeros(len(x))
-    options = dict(eps=eps, tol=tol, max_iter=max_iter, threads=threads)
+    options = dict(eps=eps, tol=tol, max_iter=max_iter, threads=threads, value=False)
     if len(x) ** 2 <= _DENSE_LIMIT:
         cost = PointCloud._trusted(x, x, metric, p).dense()
         return _core.sinkhorn_symmetric_dense(cost, a, h, **options), h

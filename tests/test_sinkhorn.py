@@ -27,6 +27,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
 
 import pyot
+from pyot import _core
 
 ot = pytest.importorskip("ot")
 
@@ -1220,6 +1221,49 @@ class TestSinkhornDivergence:
             s = pyot.sinkhorn_divergence(x, y, eps=1e-3, max_iter=2)
         assert np.isfinite(s)
 
+    @pytest.mark.parametrize("online", [False, True])
+    @pytest.mark.parametrize("tol", [1e-4, 1e-9])
+    def test_self_transport_float_lanes(self, rng, online, tol):
+        """The symmetric solve on a float32 cloud (float lanes for tol >= 1e-6, double lanes
+        below): its reported error is the exact one at the returned h, within tol, and h is the
+        float64 solution's; value is <P, C> when asked and NaN otherwise."""
+        x = rng.random((300, 3)).astype(np.float32)
+        a = weights(rng, 300)
+        eps = 0.02
+        c32 = cdist(x, x, "sqeuclidean").astype(np.float32)  # the dense problem's cost
+
+        def solve(pts, value, t=tol, h=None, max_iter=10_000):
+            h = np.zeros(300) if h is None else h.copy()
+            opts = dict(eps=eps, tol=t, max_iter=max_iter, threads=2, value=value)
+            if online:
+                out = _core.sinkhorn_symmetric_online(pts, 0, 2.0, a, h, **opts)
+            else:
+                cost = c32 if pts.dtype == np.float32 else cdist(pts, pts, "sqeuclidean")
+                out = _core.sinkhorn_symmetric_dense(cost, a, h, **opts)
+            return [float(v[0]) for v in out], h
+
+        (status, n_iter, err, value, objective), h = solve(x, True)
+        assert status == 0
+        assert n_iter > 0
+        assert err <= tol
+        # The reported error is the double-lane one at h (a fresh exact measurement agrees).
+        (_, n0, exact_err, _, _), _ = solve(x, False, t=1e-12, h=h, max_iter=0)
+        assert n0 == 0
+        assert exact_err == err
+        if not online:
+            c = c32.astype(np.float64)
+            plan = a[:, None] * a[None, :] * np.exp((h[:, None] + h[None, :] - c) / eps)
+            true_err = 2 * np.abs(plan.sum(1) - a).sum()
+            np.testing.assert_allclose(err, true_err, rtol=1e-9, atol=1e-15)
+            np.testing.assert_allclose(value, (plan * c).sum(), rtol=1e-9)
+        (_, _, _, no_value, objective2), h2 = solve(x, False)
+        assert np.isnan(no_value)
+        np.testing.assert_array_equal(h2, h)
+        assert objective2 == objective
+        (_, _, err64, _, _), h64 = solve(x.astype(np.float64), False)
+        assert err64 <= tol
+        np.testing.assert_allclose(h, h64, atol=max(tol, 1e-5) * eps)
+
     def test_bad_inputs(self, rng, ref):
         x, y = clouds(rng, 5, 6)
         with pytest.raises(ValueError, match=f"{ref.arg('x')}|{ref.arg('y')}"):
@@ -1778,6 +1822,23 @@ class TestFloatLanes:
         plan = a[:, None] * b[None, :] * np.exp((f[:, None] + g[None, :] - c) / eps)
         return np.abs(plan.sum(1) - a).sum() + np.abs(plan.sum(0) - b).sum()
 
+    @pytest.mark.parametrize("online", [False, True])
+    def test_tol_below_float_lane_floor(self, rng, online):
+        """A float32 problem asked for tol below the float lanes' error floor (~1e-7) runs in
+        double lanes and converges (the float-lane estimate would never report it)."""
+        x = rng.random((400, 3)).astype(np.float32)
+        y = rng.random((450, 3)).astype(np.float32)
+        dense = pyot.cost_matrix(x, y)
+        cost = pyot.PointCloud(x, y) if online else dense
+        a, b = np.full(400, 1 / 400), np.full(450, 1 / 450)
+        res = pyot.sinkhorn(cost, eps=0.01, tol=1e-10, max_iter=3000, method="log")
+        assert res.converged
+        assert res.marginal_error <= 1e-10
+        # Against float64 clouds holding the same values (f, g are returned rounded to
+        # float32, so the error is not recomputed from them here).
+        ref = pyot.sinkhorn(dense.astype(np.float64), a, b, eps=0.01, tol=1e-10, method="log")
+        np.testing.assert_allclose(res.objective, ref.objective, rtol=1e-9)
+
     def test_float_exp_accuracy(self):
         x = np.concatenate(
             [
@@ -1897,12 +1958,81 @@ class TestFloatLanes:
         assert one.value == two.value
 
 
+class TestDenseFloatLaneColumns:
+    """float32 dense log-domain column half-steps sum their float-lane terms in float over fixed
+    chunks of 16 rows and in double across chunks; a column whose sum leaves [1e-20, 1e30] is
+    redone exactly (double lanes, max-shifted). One iteration from the same start on the same
+    costs, float32 (float lanes) against float64 (double lanes): the returned g is the start
+    minus eps times the column pass at the updated f."""
+
+    @staticmethod
+    def one_iteration(cost, a, b, eps, g0, *, max_iter=1, threads=None):
+        from pyot.sinkhorn import _run
+
+        init = (np.zeros(cost.shape[0]), g0)
+        with pytest.warns(pyot.ConvergenceWarning):
+            solved = _run("t", cost, a, b, eps=eps, tol=0.0, max_iter=max_iter, threads=threads,
+                          init=init, method="log")  # fmt: skip
+        return solved.f[0], solved.g[0]  # float64, before the cast to the cost's dtype
+
+    # 301 rows: a last chunk of 13; zero weights inside chunks; 530 columns: a short block.
+    @pytest.mark.parametrize("size", [(301, 530), (40, 2100)])
+    def test_column_sums_against_exact(self, rng, size):
+        cost, a, b = problem(rng, *size, zeros_a=5, dtype=np.float32)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        eps = 0.02
+        g0 = np.zeros(size[1])
+        f32, g32 = self.one_iteration(cost, a, b, eps, g0)
+        f64, g64 = self.one_iteration(cost.astype(np.float64), a64 / a64.sum(), b64 / b64.sum(),
+                                      eps, g0)  # fmt: skip
+        np.testing.assert_allclose(f32, f64, rtol=0, atol=2e-6 * eps)
+        np.testing.assert_allclose(g32, g64, rtol=0, atol=2e-6 * eps)
+        assert np.max(np.abs(g32 - g64)) > 1e-12 * eps  # float lanes, not double ones
+
+    def test_exact_fallback(self, rng):
+        """Columns whose sums fall below 1e-20 (their float terms flush to 0) are redone
+        exactly: five columns start 150 eps above the rest, so the updated f leaves the others
+        terms below e^-90 (range(C) / eps = 50)."""
+        cost, a, b = problem(rng, 301, 530, zeros_a=5, dtype=np.float32)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        eps = 0.02
+        g0 = np.zeros(530)
+        g0[[3, 200, 201, 400, 529]] = 150 * eps
+        f32, g32 = self.one_iteration(cost, a, b, eps, g0)
+        f64, g64 = self.one_iteration(cost.astype(np.float64), a64 / a64.sum(), b64 / b64.sum(),
+                                      eps, g0)  # fmt: skip
+        assert np.all(np.isfinite(g32))
+        np.testing.assert_allclose(f32, f64, rtol=0, atol=2e-6 * eps)
+        np.testing.assert_allclose(g32, g64, rtol=0, atol=2e-6 * eps)
+        # The unshifted columns are exact in both (double lanes; float lanes would be ~1e-7 off),
+        # up to the float32 weights' normalisation (4e-12).
+        np.testing.assert_allclose(g32[:3], g64[:3], rtol=1e-10)
+
+    @pytest.mark.parametrize("shifted", [False, True])
+    def test_thread_independent(self, rng, shifted):
+        """Bitwise equal for 1 and 2 threads, whose column blocks differ in width (512, 256)."""
+        cost, a, b = problem(rng, 300, 2100, zeros_a=4, dtype=np.float32)
+        g0 = np.zeros(2100)
+        if shifted:
+            g0[::300] = 150 * 0.02
+        one = self.one_iteration(cost, a, b, 0.02, g0, max_iter=4, threads=1)
+        two = self.one_iteration(cost, a, b, 0.02, g0, max_iter=4, threads=2)
+        np.testing.assert_array_equal(one[0], two[0])
+        np.testing.assert_array_equal(one[1], two[1])
+        full1 = pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-6, method="log", threads=1)
+        full2 = pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-6, method="log", threads=2)
+        assert full1.converged
+        assert full1.n_iter == full2.n_iter
+        np.testing.assert_array_equal(full1.f, full2.f)
+        np.testing.assert_array_equal(full1.g, full2.g)
+
+
 class TestFusedScalingPass:
     """From 256 rows on, a scaling-domain iteration reads K once: the row pass also accumulates
     the column sums at the updated f (speculating the relaxation weight; a changed weight reads
     K again). The answer is the log domain's, for any thread count and with relaxed marginals."""
 
-    @pytest.mark.parametrize("size", [(600, 500), (300, 700)])
+    @pytest.mark.parametrize("size", [(600, 500), (300, 700), (603, 410)])
     def test_same_answer_as_log_domain(self, rng, size):
         cost, a, b = problem(rng, *size, zeros_a=3, zeros_b=2)
         sc = pyot.sinkhorn(cost, a, b, eps=0.02, tol=1e-10, method="scaling")
@@ -1913,8 +2043,10 @@ class TestFusedScalingPass:
         np.testing.assert_allclose(sc.value, lg.value, rtol=1e-9)
         assert sc.value == pytest.approx(float((sc.plan * cost).sum()), rel=1e-12)
 
-    def test_thread_independent(self, rng):
-        cost, a, b = problem(rng, 700, 650)
+    # 603 rows: blocks of 16 rows, the last of 11 (two groups of 4 and a short one).
+    @pytest.mark.parametrize("size", [(700, 650), (603, 410)])
+    def test_thread_independent(self, rng, size):
+        cost, a, b = problem(rng, *size, zeros_a=7)
         one = pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-9, method="scaling", threads=1)
         two = pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-9, method="scaling", threads=2)
         assert one.converged

@@ -209,10 +209,10 @@ BatchOut sinkhorn_online_batch(const carray<T>& x, const carray<T>& y, int metri
 template <class T>
 BatchOut sinkhorn_symmetric_online_batch(const carray<T>& x, int metric, double p,
                                          const carray<double>& a, carray<double>& h, double eps,
-                                         double tol, index_t max_iter, int threads) {
+                                         double tol, index_t max_iter, int threads, bool value) {
   const CloudBatch<T> cb(x, x, metric, {&a, &h}, {});
-  const sk::Options base =
-      make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  sk::Options base = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  base.value = value;
   BatchBuffers out(cb.batch);
   double* hp = h.mutable_data();
   {
@@ -229,13 +229,14 @@ BatchOut sinkhorn_symmetric_online_batch(const carray<T>& x, int metric, double 
 
 template <class T>
 BatchOut sinkhorn_symmetric_dense(const carray<T>& cost, const carray<double>& a, carray<double>& h,
-                                  double eps, double tol, index_t max_iter, int threads) {
+                                  double eps, double tol, index_t max_iter, int threads,
+                                  bool value) {
   const MatrixView<T> cv = matrix(cost, "cost");
   require(cv.rows == cv.cols, "a self-transport cost must be square");
   require_shape(a, {cv.rows}, "a");
   require_shape(h, {cv.rows}, "h");
-  const sk::Options o =
-      make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  o.value = value;
   BatchBuffers out(1);
   double* hp = h.mutable_data();
   {
@@ -248,13 +249,13 @@ BatchOut sinkhorn_symmetric_dense(const carray<T>& cost, const carray<double>& a
 template <class T>
 BatchOut sinkhorn_symmetric_online(const carray<T>& x, int metric, double p,
                                    const carray<double>& a, carray<double>& h, double eps,
-                                   double tol, index_t max_iter, int threads) {
+                                   double tol, index_t max_iter, int threads, bool value) {
   const MatrixView<T> xv = matrix(x, "x");
   require_shape(a, {xv.rows}, "a");
   require_shape(h, {xv.rows}, "h");
   require(metric >= 0 && metric <= 4, "unknown metric");
-  const sk::Options o =
-      make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  o.value = value;
   BatchBuffers out(1);
   double* hp = h.mutable_data();
   {
@@ -467,7 +468,9 @@ void bind_sinkhorn(py::module_& m) {
                     py::arg("x").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("a").noconvert(), py::arg("h").noconvert(), py::kw_only(),
                     py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("threads"),
-                    "Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call.");
+                    py::arg("value") = true,
+                    "Self-transport potentials h (B, n) of B point clouds (B, n, d), in one call; "
+                    "value (<P, C>, one exp pass) is NaN when value=False.");
   PYOT_DEF_FLOATING(m, "sinkhorn_point_gradient_batch", sinkhorn_point_gradient_batch,
                     py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("metric"),
                     py::arg("p"), py::arg("a").noconvert(), py::arg("b").noconvert(),
@@ -478,12 +481,16 @@ void bind_sinkhorn(py::module_& m) {
   PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_dense", sinkhorn_symmetric_dense,
                     py::arg("cost").noconvert(), py::arg("a").noconvert(), py::arg("h").noconvert(),
                     py::kw_only(), py::arg("eps"), py::arg("tol"), py::arg("max_iter"),
-                    py::arg("threads"), "Symmetric self-transport potential h (debiasing term).");
+                    py::arg("threads"), py::arg("value") = true,
+                    "Symmetric self-transport potential h (debiasing term); value is NaN when "
+                    "value=False.");
   PYOT_DEF_FLOATING(m, "sinkhorn_symmetric_online", sinkhorn_symmetric_online,
                     py::arg("x").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("a").noconvert(), py::arg("h").noconvert(), py::kw_only(),
                     py::arg("eps"), py::arg("tol"), py::arg("max_iter"), py::arg("threads"),
-                    "Symmetric self-transport potential on a point cloud, cost on the fly.");
+                    py::arg("value") = true,
+                    "Symmetric self-transport potential on a point cloud, cost on the fly; value "
+                    "is NaN when value=False.");
   PYOT_DEF_FLOATING(m, "sinkhorn_point_gradient", sinkhorn_point_gradient, py::arg("x").noconvert(),
                     py::arg("y").noconvert(), py::arg("metric"), py::arg("p"),
                     py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("f").noconvert(),
