@@ -317,15 +317,24 @@ class Timing:
         }
 
 
+SHORT_RUN_SECONDS = 0.3
+SHORT_RUN_MAX = 51
+
+
 def measure(fn: Callable[[], Any], repeats: int, budget: float) -> tuple[Timing, Any]:
     """Warm-up run, then up to ``repeats`` timed runs while they fit in ``budget`` seconds.
 
     A run that takes more than half the budget is not repeated: its single (cold) time is
-    reported and ``warm`` is False. Returns the timing and the output of the last run.
+    reported and ``warm`` is False. Runs of a few milliseconds are repeated until about
+    ``SHORT_RUN_SECONDS`` of samples (at most ``SHORT_RUN_MAX`` runs): at that scale single runs
+    vary by 2x on this VM (thread wake-ups, another library's spinning BLAS threads), and a
+    median of three is noise. Returns the timing and the output of the last run.
     """
     t_first, out = timed(fn)
     if t_first * 2.0 > budget:
         return Timing(t_first, [t_first], warm=False, warmup=None), out
+    if t_first < SHORT_RUN_SECONDS / repeats:
+        repeats = min(SHORT_RUN_MAX, max(repeats, int(SHORT_RUN_SECONDS / max(t_first, 1e-6))))
     samples: list[float] = []
     spent = 0.0
     for k in range(repeats):
