@@ -41,6 +41,13 @@ sk::Options make_options(double eps, double tol, index_t max_iter, double eps_sc
   return o;
 }
 
+// The options of a self-transport (symmetric) solve: one stage, log domain, no relaxation.
+sk::Options symmetric_options(double eps, double tol, index_t max_iter, int threads, bool value) {
+  sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
+  o.value = value;
+  return o;
+}
+
 struct BatchBuffers {
   carray<int> status;
   carray<index_t> n_iter;
@@ -211,8 +218,7 @@ BatchOut sinkhorn_symmetric_online_batch(const carray<T>& x, int metric, double 
                                          const carray<double>& a, carray<double>& h, double eps,
                                          double tol, index_t max_iter, int threads, bool value) {
   const CloudBatch<T> cb(x, x, metric, {&a, &h}, {});
-  sk::Options base = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
-  base.value = value;
+  const sk::Options base = symmetric_options(eps, tol, max_iter, threads, value);
   BatchBuffers out(cb.batch);
   double* hp = h.mutable_data();
   {
@@ -235,8 +241,7 @@ BatchOut sinkhorn_symmetric_dense(const carray<T>& cost, const carray<double>& a
   require(cv.rows == cv.cols, "a self-transport cost must be square");
   require_shape(a, {cv.rows}, "a");
   require_shape(h, {cv.rows}, "h");
-  sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
-  o.value = value;
+  const sk::Options o = symmetric_options(eps, tol, max_iter, threads, value);
   BatchBuffers out(1);
   double* hp = h.mutable_data();
   {
@@ -254,8 +259,7 @@ BatchOut sinkhorn_symmetric_online(const carray<T>& x, int metric, double p,
   require_shape(a, {xv.rows}, "a");
   require_shape(h, {xv.rows}, "h");
   require(metric >= 0 && metric <= 4, "unknown metric");
-  sk::Options o = make_options(eps, tol, max_iter, 0.0, 1, false, sk::kInf, sk::kInf, threads);
-  o.value = value;
+  const sk::Options o = symmetric_options(eps, tol, max_iter, threads, value);
   BatchBuffers out(1);
   double* hp = h.mutable_data();
   {

@@ -783,8 +783,9 @@ class ScalingKernel {
           detail::rows_product(e.data(), rows, m, product_wy_.data(), p.d, a + i, p.out + i * p.d);
       }
     });
-    column_sums(partial, blocks, m, c);
-    for (index_t j = 0; j < m; ++j) c[j] = in_safe_range(c[j]) ? std::log(c[j]) : kUnsafe;
+    reduce_columns(partial.data(), blocks, threads, [&](index_t j, double sum) {
+      c[j] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
+    });
     const bool ok = all_finite(r, n) && all_finite(c, m);
     exact_f_.assign(f, f + n);
     exact_g_.assign(g, g + m);
@@ -885,11 +886,11 @@ class ScalingKernel {
 
   // out_j = log((P^T 1)_j / b_j) at (next->f_next, g) from the sums the last row_log_ratio
   // accumulated; false (nothing usable) without them or when some column under- or overflowed.
-  bool fused_col_log_ratio(const double* g, double* out) {
+  bool fused_col_log_ratio(const double* g, double* out, int threads) {
     if (!fused_) return false;
     fused_ = false;
     const index_t n = cost_.rows(), m = cost_.cols();
-    column_logs(g, n_blocks(n, partial_block(n)), out, pass_threads_);
+    column_logs(g, n_blocks(n, partial_block(n)), out, threads);
     return all_finite(out, m);
   }
 
@@ -930,7 +931,6 @@ class ScalingKernel {
           accumulate_rows(k, g0, g1, m, m, acc);
         }
       });
-      pass_threads_ = threads;
       fused_ = all_finite(out, n);
       fused_w_ = up.w;
       fused_k_ = up.k;
@@ -942,7 +942,6 @@ class ScalingKernel {
     });
     return all_finite(out, n);
   }
-
 
   // out_j = log((K^T (a .* u))_j) + (g_j - beta_j) / eps.
   template <class K>
@@ -979,20 +978,26 @@ class ScalingKernel {
     return all_finite(out, m);
   }
 
-  // out_j = (g_j - beta_j) / eps + log(sum_t partial_[t][j]), the blocks t summed in order (as
-  // column_sum), columns split over the threads (from 2^18 sums each: a parallel region costs up
-  // to a scheduler quantum on a loaded machine): the same values for any thread count.
+  // out_j = (g_j - beta_j) / eps + log(sum_t partial_[t][j]).
   void column_logs(const double* g, index_t blocks, double* out, int threads) const {
-    const index_t m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
+    reduce_columns(partial_.data(), blocks, threads, [&](index_t j, double sum) {
+      out[j] = (g[j] - beta_[j]) * inv_eps + std::log(sum);
+    });
+  }
+  // finish(j, sum_t partial[t][j]) for every column j, the blocks t added in order, columns
+  // split over the threads (from 2^18 sums: a parallel region costs up to a scheduler quantum
+  // on a loaded machine): the same sums for any thread count.
+  template <class Finish>
+  void reduce_columns(const double* partial, index_t blocks, int threads, Finish&& finish) const {
+    const index_t m = cost_.cols();
     for_blocks(m, kColBlock, threads_for_work(threads, blocks * m), [&](index_t j0, index_t j1) {
       double sum[kColBlock] = {};
       for (index_t t = 0; t < blocks; ++t) {
-        const double* p = partial_.data() + std::size_t(t) * std::size_t(m);
+        const double* p = partial + std::size_t(t) * std::size_t(m);
         for (index_t j = j0; j < j1; ++j) sum[j - j0] += p[j];
       }
-      for (index_t j = j0; j < j1; ++j)
-        out[j] = (g[j] - beta_[j]) * inv_eps + std::log(sum[j - j0]);
+      for (index_t j = j0; j < j1; ++j) finish(j, sum[j - j0]);
     });
   }
 
@@ -1023,15 +1028,6 @@ class ScalingKernel {
   }
   // Rows per block of the row-streamed column sums: at most 64 partial sums per column.
   static index_t partial_block(index_t n) { return std::max(kRowBlock, n_blocks(n, 64)); }
-  // out_j = the blocks' partial sums of column j added in block order.
-  static void column_sums(const std::vector<double>& partial, index_t blocks, index_t m,
-                          double* out) {
-    std::fill(out, out + m, 0.0);
-    for (index_t t = 0; t < blocks; ++t) {
-      const double* p = partial.data() + std::size_t(t) * std::size_t(m);
-      for (index_t j = 0; j < m; ++j) out[j] += p[j];
-    }
-  }
   static constexpr index_t kStreamMinRows = 256;
   static constexpr double kSingleLow = 1e-36, kSingleHigh = 1e30, kSingleFlush = 1e-30;
   static constexpr double kUnsafe = std::numeric_limits<double>::infinity();
@@ -1064,7 +1060,6 @@ class ScalingKernel {
   double eps_ = 0.0;
   bool fused_ = false;  // partial_ holds the column sums of the last row pass's update
   double fused_w_ = 1.0, fused_k_ = 1.0;
-  int pass_threads_ = 1;  // the threads of the last fused row pass (its column logs use them)
   ScratchBuffer<double> k_;   // double K: no accuracy floor near 1e-7
   ScratchBuffer<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
@@ -1644,7 +1639,7 @@ class Driver {
       next.w = w;
       if (on_scaling_ && scaling_->fused_for(next)) {
         std::copy(f_next_.begin(), f_next_.end(), f_);
-        if (!scaling_->fused_col_log_ratio(g_, c_.data()))
+        if (!scaling_->fused_col_log_ratio(g_, c_.data(), threads_))
           logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
       } else {
         for (index_t i = 0; i < n_; ++i) f_[i] = (1.0 - w) * f_[i] + w * ka * (f_[i] - eps * r_[i]);

@@ -15,25 +15,13 @@
 
 namespace pyot {
 
-PYOT_HD std::uint32_t bits_of(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-PYOT_HD float float_of(std::uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
-PYOT_HD std::uint64_t bits_of(double x) {
-  std::uint64_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-PYOT_HD double double_of(std::uint64_t u) {
-  double x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
+// The bits of x as a To of the same size (C++17 has no std::bit_cast).
+template <class To, class From>
+PYOT_HD To bit_cast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast needs types of equal size");
+  To y;
+  std::memcpy(&y, &x, sizeof y);
+  return y;
 }
 
 PYOT_ALWAYS_INLINE double exp_vec(double x) {
@@ -60,7 +48,7 @@ PYOT_ALWAYS_INLINE double exp_vec(double x) {
   p = p * r + 1.0;
   p = p * r + 1.0;
   // 2^n from the low bits of t: (bits(t) + 1023) << 52 drops the shifter's own bits.
-  const double scale = double_of((bits_of(t) + 1023u) << 52);
+  const double scale = bit_cast<double>((bit_cast<std::uint64_t>(t) + 1023u) << 52);
   const double y = p * scale;
   return x < -708.0 ? 0.0 : y;
 }
@@ -86,7 +74,8 @@ PYOT_ALWAYS_INLINE float exp_vec(float x) {
   p = p * r + 2.0f * 1.6666665459e-1f;
   p = p * r + 2.0f * 5.0000001201e-1f;
   const float y = p * (r * r) + (2.0f * r + 2.0f);
-  const float scale = float_of((bits_of(t) + 126u) << 23);  // 2^(n - 1) from t's low bits
+  // 2^(n - 1) from t's low bits.
+  const float scale = bit_cast<float>((bit_cast<std::uint32_t>(t) + 126u) << 23);
   const float z = y * scale;
   return x < -87.5f ? 0.0f : (x > 89.0f ? std::numeric_limits<float>::infinity() : z);
 }

@@ -19,16 +19,15 @@ class Relaxation {
   // Feeds the error measured this iteration; returns the weight for the next updates.
   double observe(double err) {
     if (!enabled_) return 1.0;
+    double q = 0.0;
+    const bool steady = steady_rate(err, q);
     if (w_ == 1.0) {
-      if (err > 0.0 && err < 1.0 && prev_ > 0.0 && prev2_ > 0.0) {
-        const double q1 = err / prev_, q2 = prev_ / prev2_;
-        if (q1 > 0.5 && q1 < 1.0 && std::fabs(q1 - q2) < kStable) {
-          const double w = std::min(kMaxWeight, 2.0 / (1.0 + std::sqrt(1.0 - q1)));
-          if (w > 1.05) {
-            w_ = w;
-            best_ = err;
-            since_ = 0;
-          }
+      if (steady && err < 1.0 && q > 0.5) {
+        const double w = optimal_weight(q);
+        if (w > 1.05) {
+          w_ = w;
+          best_ = err;
+          since_ = 0;
         }
       }
     } else {
@@ -42,16 +41,11 @@ class Relaxation {
       // the optimum; the rate q at weight w then exceeds w - 1 (the optimum's rate) and tells the
       // plain rate: an SOR eigenvalue mu relates to the plain one lambda^2 by
       // (mu + w - 1)^2 = mu w^2 lambda^2 [Young 1971]. The weight is raised to that optimum.
-      if (++since_ >= 3 && err > 0.0 && prev_ > 0.0 && prev2_ > 0.0) {
-        const double q1 = err / prev_, q2 = prev_ / prev2_;
-        if (q1 < 1.0 && std::fabs(q1 - q2) < kStable && q1 > w_ - 1.0 + kRaiseMargin) {
-          const double lam2 = (q1 + w_ - 1.0) * (q1 + w_ - 1.0) / (q1 * w_ * w_);
-          const double w =
-              lam2 < 1.0 ? std::min(kMaxWeight, 2.0 / (1.0 + std::sqrt(1.0 - lam2))) : kMaxWeight;
-          if (w > w_ + 0.02) {
-            w_ = w;
-            since_ = 0;
-          }
+      if (++since_ >= 3 && steady && q > w_ - 1.0 + kRaiseMargin) {
+        const double w = optimal_weight((q + w_ - 1.0) * (q + w_ - 1.0) / (q * w_ * w_));
+        if (w > w_ + 0.02) {
+          w_ = w;
+          since_ = 0;
         }
       }
     }
@@ -61,6 +55,19 @@ class Relaxation {
   }
 
  private:
+  // q = err / (the previous error) when it is a linear rate below 1: the two last ratios agree
+  // within kStable.
+  bool steady_rate(double err, double& q) const {
+    if (!(err > 0.0 && prev_ > 0.0 && prev2_ > 0.0)) return false;
+    q = err / prev_;
+    return q < 1.0 && std::fabs(q - prev_ / prev2_) < kStable;
+  }
+  // The optimal weight for a plain linear rate (kMaxWeight from rate 1 on).
+  static double optimal_weight(double plain_rate) {
+    return plain_rate < 1.0 ? std::min(kMaxWeight, 2.0 / (1.0 + std::sqrt(1.0 - plain_rate)))
+                            : kMaxWeight;
+  }
+
   bool enabled_;
   // Successive error ratios within kStable of each other are a rate; the weight is raised
   // when the rate at it exceeds w - 1 by kRaiseMargin (measured on uniform clouds, n = 1000:
