@@ -10,8 +10,10 @@ potentials) is checked here, in float64, the same way for everyone: both margina
 
 Then pyot's per-iteration time for ``method="log"`` and ``method="scaling"`` is put against the
 machine's bound (exp throughput and read bandwidth, measured at the start of the run): the log
-domain against 2nm exp at the rate of the lanes it uses (float lanes for float32 costs), the
-scaling domain against the reads of K it does (one per iteration from 256 rows on, the fused
+domain against 2nm exp at the rate of the lanes it uses (at the table's tol = 0 double lanes for
+both dtypes; float32 costs run float lanes at tol >= 1e-6, timed in a row of their own at tol =
+1e-6 and eps = ``--bound-eps-float-lanes``, below the iteration they converge at), the scaling
+domain against the reads of K it does (one per iteration from 256 rows on, the fused
 row pass) in the dtype K is stored in (double unless tol >= 1e-7 for a float32 cost: at the
 table's tol = 0 the float32 rows read a double K). Each row's model is in the JSON
 (``bound_model``).
@@ -128,6 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--bound-eps", type=float, default=0.1, help="eps of the per-iteration runs (0.1)"
+    )
+    g.add_argument(
+        "--bound-eps-float-lanes",
+        type=float,
+        default=0.01,
+        help="eps of the float32 float-lane log row (tol 1e-6; 0.01: tens of iterations)",
     )
     g.add_argument(
         "--bound-iters",
@@ -997,13 +1005,20 @@ def _run_case(ctx: Context, case: Case) -> list[Row]:
 # range(C) / eps <= 100 on at least 2^21 entries), else in double.
 FUSED_MIN_ROWS = 256
 FLOAT_KERNEL_MIN_TOL = 1e-7
+# The log domain runs a float32 cost's exps in float lanes only at tol >= FLOAT_LANE_TOL
+# (kFloatLaneTol: below it float lanes could never confirm convergence), so at tol = 0 a float32
+# log row runs double lanes and is held to the double exp rate. The float lanes, which every
+# float32 solve at tol >= 1e-6 runs, get a row of their own at tol = FLOAT_LANE_TOL: at eps =
+# --bound-eps-float-lanes the solve lasts tens of iterations, and K2 is set just below the
+# iteration it converges at (no confirmation pass inside the slope).
+FLOAT_LANE_TOL = 1e-6
 
 
 def _bound_model(method: str, n: int, dtype: str, tol: float) -> dict[str, Any]:
     """The work a per-iteration bound holds a path to: 2nm exp at the exp rate of the lanes
     the log domain uses, or the reads of K (in the dtype K is stored in) at the read bandwidth."""
     if method == "log":
-        lanes = "float" if dtype == "float32" else "double"
+        lanes = "float" if dtype == "float32" and tol >= FLOAT_LANE_TOL else "double"
         return {"exp_per_iter": 2 * n * n, "exp_lanes": lanes,
                 "text": f"2nm exp / {lanes} exp rate"}  # fmt: skip
     reads = 1 if n >= FUSED_MIN_ROWS else 2
@@ -1035,15 +1050,18 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
         for dtype in dtypes:
             cost = cost64.astype(dtype, copy=dtype != "float64")
             a = np.full(n, 1.0 / n, dtype=dtype)
-            for method, target in (("log", 2.0), ("scaling", 1.5)):
-                rec: dict[str, Any] = {"n": n, "dtype": dtype, "method": method, "eps": eps}
+            paths = [("log", 2.0, eps, ctx.fixed_tol), ("scaling", 1.5, eps, ctx.fixed_tol)]
+            if dtype == "float32":
+                paths.insert(1, ("log", 2.0, args.bound_eps_float_lanes, FLOAT_LANE_TOL))
+            for method, target, p_eps, tol in paths:
+                rec: dict[str, Any] = {
+                    "n": n, "dtype": dtype, "method": method, "eps": p_eps, "tol": tol
+                }  # fmt: skip
                 try:
 
-                    def run_k(k: int, cost=cost, a=a, method=method) -> tuple[float, int]:
+                    def run_k(k: int, cost=cost, a=a, method=method, p_eps=p_eps, tol=tol):
                         timing, res = cm.measure(
-                            lambda: ctx.solver.solve(
-                                cost, a, a, eps, ctx.fixed_tol, k, method=method
-                            ),
+                            lambda: ctx.solver.solve(cost, a, a, p_eps, tol, k, method=method),
                             args.repeats,
                             args.budget,
                         )
@@ -1051,17 +1069,32 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
 
                     cm.settle()
                     t1, it1 = run_k(k1)
-                    # K2 so that the difference t(K2) - t(K1) is ~0.3 s, well above the noise.
-                    k2 = k2_fixed or k1 + min(5000, max(30, int(0.3 * it1 / max(t1, 1e-9))))
+                    if tol > 0.0:
+                        # Just below the iteration the solve converges at.
+                        it_conv = int(
+                            ctx.solver.solve(cost, a, a, p_eps, tol, 100_000, method=method).n_iter
+                        )
+                        k2 = k2_fixed or it_conv - 2
+                        if k2 - it1 < 10:
+                            raise RuntimeError(
+                                f"converges at {it_conv} iterations: lower "
+                                "--bound-eps-float-lanes or K1"
+                            )
+                    else:
+                        # K2 so that t(K2) - t(K1) is ~0.3 s, well above the noise.
+                        k2 = k2_fixed or k1 + min(5000, max(30, int(0.3 * it1 / max(t1, 1e-9))))
                     t2, it2 = run_k(k2)
                     if it2 <= it1:
                         raise RuntimeError(f"pyot stopped early ({it1}, {it2} iterations)")
                     if t2 <= t1:
                         raise RuntimeError(f"t({it2}) <= t({it1}): timing noise, rerun")
                     per_iter = (t2 - t1) / (it2 - it1)
-                    model = _bound_model(method, n, dtype, ctx.fixed_tol)
+                    model = _bound_model(method, n, dtype, tol)
                     if method == "log":
-                        bound = 2.0 * n * n / hw.exp_rate_for(dtype)
+                        lanes_float = model["exp_lanes"] == "float"
+                        bound = (
+                            2.0 * n * n / (hw.exp_rate_for(dtype) if lanes_float else hw.exp_rate)
+                        )
                     else:
                         bound = model["k_reads"] * n * n * model["k_bytes"] / hw.bandwidth
                     what = model["text"]
@@ -1083,11 +1116,14 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
                         iters=(it1, it2),
                         times_s=(t1, t2),
                     )
+                    label = (
+                        method if tol == ctx.fixed_tol else f"{method} (eps={p_eps:g}, tol={tol:g})"
+                    )
                     table.append(
                         [
                             n,
                             dtype,
-                            method,
+                            label,
                             cm.fmt_time(per_iter),
                             cm.fmt_time(rec["setup_s"]),
                             cm.fmt_time(bound),
@@ -1107,11 +1143,7 @@ def run_bounds(ctx: Context, hw: cm.HardwareBounds) -> list[dict[str, Any]]:
         f"pyot per-iteration time vs the hardware bound (eps={eps:g}, tol={ctx.fixed_tol:g}, "
         f"per iteration = (t(K2) - t(K1)) / (K2 - K1), K1={k1}; exp rate "
         f"{hw.exp_rate / 1e9:.2f} G/s"
-        + (
-            f" (float exp {hw.exp_rate_single / 1e9:.2f} G/s)"
-            if hw.exp_rate_single
-            else ""
-        )
+        + (f" (float exp {hw.exp_rate_single / 1e9:.2f} G/s)" if hw.exp_rate_single else "")
         + f", read bandwidth {hw.bandwidth / 1e9:.1f} GB/s, "
         f"{hw.threads} threads; log: 2nm exp at the rate of the lanes used, scaling: the reads "
         "of K per iteration in the dtype K is stored in)",
