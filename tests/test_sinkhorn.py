@@ -1966,12 +1966,12 @@ class TestDenseFloatLaneColumns:
     minus eps times the column pass at the updated f."""
 
     @staticmethod
-    def one_iteration(cost, a, b, eps, g0, *, max_iter=1, threads=None):
+    def one_iteration(cost, a, b, eps, g0, *, max_iter=1, threads=None, tol=1e-6):
         from pyot.sinkhorn import _run
 
         init = (np.zeros(cost.shape[0]), g0)
         with pytest.warns(pyot.ConvergenceWarning):
-            solved = _run("t", cost, a, b, eps=eps, tol=0.0, max_iter=max_iter, threads=threads,
+            solved = _run("t", cost, a, b, eps=eps, tol=tol, max_iter=max_iter, threads=threads,
                           init=init, method="log")  # fmt: skip
         return solved.f[0], solved.g[0]  # float64, before the cast to the cost's dtype
 
@@ -2025,6 +2025,55 @@ class TestDenseFloatLaneColumns:
         assert full1.n_iter == full2.n_iter
         np.testing.assert_array_equal(full1.f, full2.f)
         np.testing.assert_array_equal(full1.g, full2.g)
+
+
+class TestFusedLogPass:
+    """From 256 rows on, a dense log-domain iteration reads C once: the row pass also adds each
+    row's terms at the updated f into per-block column sums (reduced in block order), and the
+    column half-step uses them. One iteration against its definition computed here with
+    scipy's logsumexp, zero weights included, and the exact redo of columns whose one-pass sums
+    leave the safe range."""
+
+    @staticmethod
+    def reference(cost, a, b, eps, g0):
+        from scipy.special import logsumexp
+
+        c = cost.astype(np.float64)
+        with np.errstate(divide="ignore"):
+            la, lb = np.log(a.astype(np.float64)), np.log(b.astype(np.float64))
+        f = -eps * logsumexp(lb[None, :] + (g0[None, :] - c) / eps, axis=1)
+        g = -eps * logsumexp(la[:, None] + (f[:, None] - c) / eps, axis=0)
+        return f, g
+
+    @pytest.mark.parametrize("size", [(301, 530), (256, 300), (600, 2100), (255, 300)])
+    @pytest.mark.parametrize("shift", [0.0, 600.0])
+    def test_one_iteration_against_definition(self, rng, size, shift):
+        """shift = 600: columns whose terms are below e^-600 < 1e-250 (exact redo)."""
+        cost, a, b = problem(rng, *size, zeros_a=5, zeros_b=3)
+        eps = 0.02
+        g0 = np.zeros(size[1])
+        g0[:: max(1, size[1] // 7)] = shift * eps
+        f, g = TestDenseFloatLaneColumns.one_iteration(cost, a, b, eps, g0, tol=0.0)
+        f_ref, g_ref = self.reference(cost, a, b, eps, g0)
+        np.testing.assert_allclose(f, f_ref, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-14)
+
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    def test_thread_independent(self, rng, dtype):
+        cost, a, b = problem(rng, 700, 650, zeros_a=4, zeros_b=2, dtype=dtype)
+        runs = [pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-6, method="log", threads=t)
+                for t in (1, 2)]  # fmt: skip
+        assert runs[0].converged
+        assert runs[0].n_iter == runs[1].n_iter
+        np.testing.assert_array_equal(runs[0].f, runs[1].f)
+        np.testing.assert_array_equal(runs[0].g, runs[1].g)
+
+    def test_converged_solve_against_pot(self, rng):
+        cost, a, b = problem(rng, 400, 350)
+        res = pyot.sinkhorn(cost, a, b, eps=0.05, tol=1e-10, method="log")
+        _, _, plan_ref = pot_sinkhorn(cost, a, b, 0.05)
+        assert res.converged
+        np.testing.assert_allclose(res.plan, plan_ref, rtol=1e-6, atol=1e-13)
 
 
 class TestFusedScalingPass:

@@ -382,6 +382,28 @@ double row_lse_exact(const T* c, const double* h, double s, double inv_eps, inde
   return lse_two_pass(scratch, len);
 }
 
+// finish(j, sum_t partial[t][j]) for every column j < m of `blocks` partial rows m apart, the
+// blocks added in order, columns split over the threads (from 2^18 sums: a parallel region costs
+// up to a scheduler quantum on a loaded machine): the same sums for any thread count.
+template <class Finish>
+void reduce_columns(const double* partial, index_t blocks, index_t m, int threads,
+                    Finish&& finish) {
+  for_blocks(m, kColBlock, threads_for_work(threads, blocks * m), [&](index_t j0, index_t j1) {
+    double sum[kColBlock] = {};
+    for (index_t t = 0; t < blocks; ++t) {
+      const double* p = partial + std::size_t(t) * std::size_t(m);
+      for (index_t j = j0; j < j1; ++j) sum[j - j0] += p[j];
+    }
+    for (index_t j = j0; j < j1; ++j) finish(j, sum[j - j0]);
+  });
+}
+
+// From kFusedMinRows rows on, one read of C (or K) serves both half-steps of an iteration: the row
+// pass also adds each row's terms at the updated potential into its block's partial column sums
+// while the row is in cache. Blocks of at most 64 partial sums per column.
+constexpr index_t kFusedMinRows = 256;
+inline index_t partial_block(index_t n) { return std::max(kRowBlock, n_blocks(n, 64)); }
+
 // ---------------------------------------------------------------------------------------------
 // A dense cost matrix C (n x m, row-major, any row stride).
 //
@@ -400,21 +422,67 @@ class DenseCost {
   // out_i = log sum_j exp(hb_j + s_i - C_ij inv_eps)
   void row_log_ratio(const double* hb, const double* s, double inv_eps, double* out, int threads,
                      bool float_lanes = false) const {
+    const bool fl = float_lanes && std::is_same<T, float>::value;
+    for_blocks(rows(), kRowBlock, threads, [&](index_t i0, index_t i1) {
+      std::vector<double> scratch;
+      for (index_t i = i0; i < i1; ++i) out[i] = row_log(i, hb, s[i], inv_eps, fl, scratch);
+    });
+  }
+
+  // Both half-steps of an iteration from one read of C (rows >= kFusedMinRows): out_i as
+  // row_log_ratio, then ha_i = next_ha(i, out_i) (the row's log a_i + f_i / eps at the updated f,
+  // also stored in ha), and col_out_j = log sum_i exp(ha_i + sc_j - C_ij inv_eps) from the rows
+  // still in cache. Rows go in groups of kFloatColRows (with float lanes, the float chunks of
+  // col_log_ratio), each block of partial_block(n) rows into its own partial column sums
+  // (`partial`), reduced in block order: the same results for any thread count. A column whose
+  // sum leaves the safe range is redone exactly.
+  template <class NextHa>
+  void row_col_log_ratio(const double* hb, const double* s, const double* sc, double inv_eps,
+                         double* out, double* ha, double* col_out, int threads, bool float_lanes,
+                         NextHa&& next_ha, std::vector<double>& partial) const {
     const index_t n = rows(), m = cols();
     const bool fl = float_lanes && std::is_same<T, float>::value;
-    for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+    const index_t block = (partial_block(n) + kFloatColRows - 1) / kFloatColRows * kFloatColRows;
+    const index_t blocks = n_blocks(n, block);
+    partial.resize(std::size_t(blocks) * std::size_t(m));
+    for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
+      double* acc = partial.data() + std::size_t(i0 / block) * std::size_t(m);
+      std::fill(acc, acc + m, 0.0);
       std::vector<double> scratch;
-      for (index_t i = i0; i < i1; ++i) {
-        const double sum = fl ? row_exp_sum_float(c_.row(i), hb, s[i], inv_eps, m)
-                              : row_exp_sum(c_.row(i), hb, s[i], inv_eps, m);
-        if (sum_is_safe(sum, fl)) {
-          out[i] = std::log(sum);
-        } else {
-          scratch.resize(m);
-          out[i] = row_lse_exact(c_.row(i), hb, s[i], inv_eps, m, scratch.data());
+      for (index_t g0 = i0; g0 < i1; g0 += kFloatColRows) {
+        const index_t g1 = std::min(i1, g0 + kFloatColRows);
+        for (index_t i = g0; i < g1; ++i) {
+          out[i] = row_log(i, hb, s[i], inv_eps, fl, scratch);
+          ha[i] = next_ha(i, out[i]);
+        }
+        for (index_t j0 = 0; j0 < m; j0 += kLogColMax) {
+          const index_t len = std::min(m, j0 + kLogColMax) - j0;
+          if (fl) {
+            col_exp_accumulate_float(c_.row(g0) + j0, c_.ld, ha + g0, g1 - g0, sc + j0, inv_eps,
+                                     len, acc + j0);
+          } else {
+            for (index_t i = g0; i < g1; ++i)
+              if (ha[i] != kNegInf)  // zero weight: no mass in this row
+                col_exp_accumulate(c_.row(i) + j0, sc + j0, ha[i], inv_eps, len, acc + j0);
+          }
         }
       }
     });
+    bool safe = true;
+    reduce_columns(partial.data(), blocks, m, threads, [&](index_t j, double sum) {
+      col_out[j] = sum_is_safe(sum, fl) ? std::log(sum) : kNaN;
+    });
+    for (index_t j = 0; j < m; ++j) safe = safe && !std::isnan(col_out[j]);
+    if (safe) return;
+    std::vector<double> exact(kColBlock);
+    for (index_t j0 = 0; j0 < m; j0 += kColBlock) {
+      const index_t len = std::min(m, j0 + kColBlock) - j0;
+      if (std::none_of(col_out + j0, col_out + j0 + len, [](double v) { return std::isnan(v); }))
+        continue;
+      exact_block(ha, sc + j0, inv_eps, j0, len, exact.data());
+      for (index_t t = 0; t < len; ++t)
+        if (std::isnan(col_out[j0 + t])) col_out[j0 + t] = exact[t];
+    }
   }
 
   // out_j = log sum_i exp(ha_i + s_j - C_ij inv_eps), streaming rows into column blocks. With
@@ -459,6 +527,20 @@ class DenseCost {
   }
 
  private:
+  static constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+  // log sum_j exp(hb_j + s - C_ij inv_eps) for row i, redone exactly (max-shifted, in `scratch`)
+  // when the one-pass sum leaves the safe range.
+  double row_log(index_t i, const double* hb, double s, double inv_eps, bool fl,
+                 std::vector<double>& scratch) const {
+    const index_t m = cols();
+    const double sum = fl ? row_exp_sum_float(c_.row(i), hb, s, inv_eps, m)
+                          : row_exp_sum(c_.row(i), hb, s, inv_eps, m);
+    if (sum_is_safe(sum, fl)) return std::log(sum);
+    scratch.resize(m);
+    return row_lse_exact(c_.row(i), hb, s, inv_eps, m, scratch.data());
+  }
+
   // Redoes a column block max-shifted (out_j = log of the column sum, exact), still streaming
   // rows: one pass for the column maxima, one for the shifted sums.
   void exact_block(const double* ha, const double* s, double inv_eps, index_t j0, index_t len,
@@ -783,7 +865,7 @@ class ScalingKernel {
           detail::rows_product(e.data(), rows, m, product_wy_.data(), p.d, a + i, p.out + i * p.d);
       }
     });
-    reduce_columns(partial.data(), blocks, threads, [&](index_t j, double sum) {
+    reduce_columns(partial.data(), blocks, m, threads, [&](index_t j, double sum) {
       c[j] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
     });
     const bool ok = all_finite(r, n) && all_finite(c, m);
@@ -871,7 +953,7 @@ class ScalingKernel {
   }
 
   // out_i = log((P 1)_i / a_i); false when some row's product under- or overflowed. With
-  // `next` (and n >= kStreamMinRows), the same read of K also writes next->f_next and the column
+  // `next` (and n >= kFusedMinRows), the same read of K also writes next->f_next and the column
   // sums at it, which fused_col_log_ratio then finishes.
   bool row_log_ratio(const double* f, const double* g, const double* logb, double* out, int threads,
                      const RowUpdate* next = nullptr) {
@@ -909,7 +991,7 @@ class ScalingKernel {
     const double inv_eps = 1.0 / eps_;
     for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb[j] + (g[j] - beta_[j]) * inv_eps);
     fused_ = false;
-    if (next != nullptr && n >= kStreamMinRows) {
+    if (next != nullptr && n >= kFusedMinRows) {
       // Row i's ratio, its updated f_i and u_i, and u_i K_i into the block's column sums (the
       // blocks of col_pass, reduced in the same order) while K_i is in cache.
       const index_t block = partial_block(n);
@@ -951,7 +1033,7 @@ class ScalingKernel {
     const double inv_eps = 1.0 / eps_;
     fused_ = false;
     for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga[i] + (f[i] - alpha_[i]) * inv_eps);
-    if (n < kStreamMinRows) {  // few rows: column blocks keep every thread busy
+    if (n < kFusedMinRows) {  // few rows: column blocks keep every thread busy
       for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
         const index_t len = j1 - j0;
         double acc[kColBlock] = {};
@@ -981,23 +1063,8 @@ class ScalingKernel {
   // out_j = (g_j - beta_j) / eps + log(sum_t partial_[t][j]).
   void column_logs(const double* g, index_t blocks, double* out, int threads) const {
     const double inv_eps = 1.0 / eps_;
-    reduce_columns(partial_.data(), blocks, threads, [&](index_t j, double sum) {
+    reduce_columns(partial_.data(), blocks, cost_.cols(), threads, [&](index_t j, double sum) {
       out[j] = (g[j] - beta_[j]) * inv_eps + std::log(sum);
-    });
-  }
-  // finish(j, sum_t partial[t][j]) for every column j, the blocks t added in order, columns
-  // split over the threads (from 2^18 sums: a parallel region costs up to a scheduler quantum
-  // on a loaded machine): the same sums for any thread count.
-  template <class Finish>
-  void reduce_columns(const double* partial, index_t blocks, int threads, Finish&& finish) const {
-    const index_t m = cost_.cols();
-    for_blocks(m, kColBlock, threads_for_work(threads, blocks * m), [&](index_t j0, index_t j1) {
-      double sum[kColBlock] = {};
-      for (index_t t = 0; t < blocks; ++t) {
-        const double* p = partial + std::size_t(t) * std::size_t(m);
-        for (index_t j = j0; j < j1; ++j) sum[j - j0] += p[j];
-      }
-      for (index_t j = j0; j < j1; ++j) finish(j, sum[j - j0]);
     });
   }
 
@@ -1026,9 +1093,6 @@ class ScalingKernel {
     for (index_t i = g0; i < g1; ++i)
       if (u[i] != 0.0) col_axpy(k + i * ld, u[i], len, acc);
   }
-  // Rows per block of the row-streamed column sums: at most 64 partial sums per column.
-  static index_t partial_block(index_t n) { return std::max(kRowBlock, n_blocks(n, 64)); }
-  static constexpr index_t kStreamMinRows = 256;
   static constexpr double kSingleLow = 1e-36, kSingleHigh = 1e30, kSingleFlush = 1e-30;
   static constexpr double kUnsafe = std::numeric_limits<double>::infinity();
 
@@ -1411,12 +1475,46 @@ class LogDomain {
   // Double lanes from here on (returns whether float lanes were on, for restore()).
   bool set_exact() { return std::exchange(float_lanes_, false); }
   void restore(bool float_lanes) { float_lanes_ = float_lanes; }
-  void row_log_ratio(const double* f, const double* g, double eps, double* out, int threads) {
+  // With `next` and a dense cost of at least kFusedMinRows rows, the same read of C also writes
+  // next->f_next and the column ratios at it, which fused_col_log_ratio returns.
+  void row_log_ratio(const double* f, const double* g, double eps, double* out, int threads,
+                     const RowUpdate* next = nullptr) {
     const double inv = 1.0 / eps;
     for (index_t j = 0; j < w_.m; ++j) h_[j] = w_.logb[j] + g[j] * inv;
     for (index_t i = 0; i < w_.n; ++i) s_[i] = f[i] * inv;
+    fused_ = false;
+    if constexpr (kFuses) {
+      if (next != nullptr && w_.n >= kFusedMinRows) {
+        const RowUpdate& up = *next;
+        sc_.resize(w_.m);
+        for (index_t j = 0; j < w_.m; ++j) sc_[j] = g[j] * inv;
+        ha_.resize(w_.n);
+        fused_cols_.resize(w_.m);
+        const auto next_ha = [&](index_t i, double r) {
+          const double fi = (1.0 - up.w) * f[i] + up.w * up.k * (f[i] - up.eps * r);
+          up.f_next[i] = fi;
+          return up.loga[i] + fi * inv;
+        };
+        k_.row_col_log_ratio(h_.data(), s_.data(), sc_.data(), inv, out, ha_.data(),
+                             fused_cols_.data(), threads, float_lanes_, next_ha, partial_);
+        fused_ = true;
+        fused_w_ = up.w;
+        fused_k_ = up.k;
+        return;
+      }
+    }
     k_.row_log_ratio(h_.data(), s_.data(), inv, out, threads, float_lanes_);
   }
+  // True when the last row_log_ratio also gave the column ratios for this update.
+  bool fused_for(const RowUpdate& next) const {
+    return fused_ && fused_w_ == next.w && fused_k_ == next.k;
+  }
+  // The column ratios the last row_log_ratio gave (fused_for), used once.
+  void fused_col_log_ratio(double* out) {
+    fused_ = false;
+    std::copy(fused_cols_.begin(), fused_cols_.end(), out);
+  }
+  void drop_fused() { fused_ = false; }
   void col_log_ratio(const double* f, const double* g, double eps, double* out, int threads) {
     const double inv = 1.0 / eps;
     for (index_t i = 0; i < w_.n; ++i) h_[i] = w_.loga[i] + f[i] * inv;
@@ -1457,10 +1555,15 @@ class LogDomain {
   }
 
  private:
+  static constexpr bool kFuses =
+      std::is_same<Kernel, DenseCost<typename Kernel::value_type>>::value;
   const Kernel& k_;
   const detail::Weights& w_;
   std::vector<double> h_, s_;
   bool float_lanes_;
+  std::vector<double> sc_, ha_, fused_cols_, partial_;  // the fused pass's
+  bool fused_ = false;
+  double fused_w_ = 0.0, fused_k_ = 0.0;
 };
 
 // One stage of the eps schedule runs iterations on one domain until its tolerance or cap.
@@ -1539,8 +1642,9 @@ class Driver {
   // column half-step's read of K into this one).
   void row_ratio(double* out, const RowUpdate* next = nullptr) {
     approx_ = on_scaling_ && scaling_->single();
+    logdom_.drop_fused();
     if (!on_scaling_ || !scaling_->row_log_ratio(f_, g_, w_.logb.data(), out, threads_, next)) {
-      logdom_.row_log_ratio(f_, g_, eps_, out, threads_);
+      logdom_.row_log_ratio(f_, g_, eps_, out, threads_, next);
       approx_ = logdom_.approximate();
     }
   }
@@ -1641,6 +1745,9 @@ class Driver {
         std::copy(f_next_.begin(), f_next_.end(), f_);
         if (!scaling_->fused_col_log_ratio(g_, c_.data(), threads_))
           logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
+      } else if (logdom_.fused_for(next)) {
+        std::copy(f_next_.begin(), f_next_.end(), f_);
+        logdom_.fused_col_log_ratio(c_.data());
       } else {
         for (index_t i = 0; i < n_; ++i) f_[i] = (1.0 - w) * f_[i] + w * ka * (f_[i] - eps * r_[i]);
         col_ratio(c_.data());
