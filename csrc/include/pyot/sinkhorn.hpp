@@ -1133,6 +1133,9 @@ constexpr index_t kSingleMinEntries = index_t(1) << 21;
 constexpr double kNewtonStart = 1e0;
 constexpr double kNewtonMinGain = 20.0;
 constexpr index_t kNewtonMaxK = 256;
+// Above kNewtonWideRows rows (online clouds) a row keeps a quarter of that: the candidates'
+// memory stays that of the top-128 plan before (n 128 entries of index and value).
+constexpr index_t kNewtonWideRows = 16384;
 // Where the levels keep fewer than kNewtonThinRow entries a row on average (near-permutation
 // plans, d = 64 at eps = 1e-3: about 2), the plan's graph falls apart and Newton crawls; the
 // Hessian then keeps the k largest entries of every row instead, k the smallest of kNewtonTopK,
@@ -1243,23 +1246,24 @@ class PlanRows {
  public:
   void resize(index_t n) {
     n_ = n;
+    cap_ = n <= kNewtonWideRows ? kNewtonMaxK : kNewtonMaxK / 4;
     count_.resize(n);
     top_.resize(n);
     complete_.resize(n);
-    idx_.resize(std::size_t(n) * kNewtonMaxK);
-    val_.resize(std::size_t(n) * kNewtonMaxK);
+    idx_.resize(std::size_t(n) * cap_);
+    val_.resize(std::size_t(n) * cap_);
     kept_.resize(std::size_t(n) * kNewtonNumLevels);
   }
 
   // Row i from v[0..m) = P_ij / a_i, their largest `top` and the row's weight a = a_i.
   void gather(index_t i, const double* v, index_t m, double top, double a,
               std::vector<index_t>& scratch) {
-    index_t* idx = idx_.data() + std::size_t(i) * kNewtonMaxK;
-    double* val = val_.data() + std::size_t(i) * kNewtonMaxK;
+    index_t* idx = idx_.data() + std::size_t(i) * cap_;
+    double* val = val_.data() + std::size_t(i) * cap_;
     index_t c = collect(v, m, top * kSupportFloor, idx);
-    complete_[i] = c <= kNewtonMaxK;
-    if (c > kNewtonMaxK) c = collect(v, m, top * kNewtonLevels[kNewtonNumLevels - 1], idx);
-    if (c > kNewtonMaxK) {  // more candidates than room: the largest, ties by index
+    complete_[i] = c <= cap_;
+    if (c > cap_) c = collect(v, m, top * kNewtonLevels[kNewtonNumLevels - 1], idx);
+    if (c > cap_) {  // more candidates than room: the largest, ties by index
       const double floor = top * kNewtonLevels[kNewtonNumLevels - 1];
       scratch.clear();
       for (index_t j = 0; j < m; ++j)
@@ -1267,11 +1271,11 @@ class PlanRows {
       const auto larger = [v](index_t x, index_t y) {
         return v[x] > v[y] || (v[x] == v[y] && x < y);
       };
-      std::nth_element(scratch.begin(), scratch.begin() + (kNewtonMaxK - 1), scratch.end(),
+      std::nth_element(scratch.begin(), scratch.begin() + (cap_ - 1), scratch.end(),
                        larger);
-      std::sort(scratch.begin(), scratch.begin() + kNewtonMaxK);
-      std::copy(scratch.begin(), scratch.begin() + kNewtonMaxK, idx);
-      c = kNewtonMaxK;
+      std::sort(scratch.begin(), scratch.begin() + cap_);
+      std::copy(scratch.begin(), scratch.begin() + cap_, idx);
+      c = cap_;
     }
     for (index_t t = 0; t < c; ++t) val[t] = v[idx[t]];
     finish_row(i, c, a);
@@ -1301,12 +1305,12 @@ class PlanRows {
  private:
   // The entries of v at or above floor (> 0): their count, and their indices when at most
   // kNewtonMaxK.
-  static index_t collect(const double* v, index_t m, double floor, index_t* idx) {
+  index_t collect(const double* v, index_t m, double floor, index_t* idx) const {
     floor = std::max(floor, std::numeric_limits<double>::min());
     index_t c = 0;
 #pragma omp simd reduction(+ : c)
     for (index_t j = 0; j < m; ++j) c += v[j] >= floor ? 1 : 0;
-    if (c > kNewtonMaxK) return c;
+    if (c > cap_) return c;
     index_t t = 0;
     for (index_t j = 0; j < m; ++j)
       if (v[j] >= floor) idx[t++] = j;
@@ -1315,7 +1319,7 @@ class PlanRows {
 
   // val[0..c) of row i scaled by a; its largest and the mass each level keeps.
   void finish_row(index_t i, index_t c, double a) {
-    double* val = val_.data() + std::size_t(i) * kNewtonMaxK;
+    double* val = val_.data() + std::size_t(i) * cap_;
     double* kept = kept_.data() + std::size_t(i) * kNewtonNumLevels;
     std::fill(kept, kept + kNewtonNumLevels, 0.0);
     double top = 0.0;
@@ -1337,7 +1341,7 @@ class PlanRows {
     plan.val.clear();
     for (index_t i = 0; i < n_; ++i) {
       const double floor = level < 0 ? 0.0 : top_[i] * kNewtonLevels[level];
-      const std::size_t base = std::size_t(i) * kNewtonMaxK;
+      const std::size_t base = std::size_t(i) * cap_;
       for (index_t t = 0; t < count_[i]; ++t)
         if (val_[base + t] >= floor && val_[base + t] > 0.0) {
           plan.idx.push_back(idx_[base + t]);
@@ -1347,7 +1351,7 @@ class PlanRows {
     }
   }
 
-  index_t n_ = 0;
+  index_t n_ = 0, cap_ = kNewtonMaxK;  // rows, room per row
   std::vector<index_t> count_, idx_;
   std::vector<double> top_, val_, kept_;
   std::vector<char> complete_;
@@ -1758,7 +1762,7 @@ class Driver {
     // eps far below the cost's range (annealed down to it): the plan is sparse and Newton on its
     // support cheap, so it is tried from the stage's first iterations.
     const bool eager_ok = warm && o_.eps_scaling > 0.0;
-    support_failed_ = false;
+    support_failed_ = thin_plan_ = false;
     plan_dense_ = false;
     double newton_below = kNewtonStart;
     index_t retry_at = o_.max_iter, retry_gap = kNewtonRetry;
@@ -1911,12 +1915,19 @@ class Driver {
     double& damping = newton_damping_;
     // The exact row ratios (r_ may come from a float kernel) and the plan's candidates at (f, g);
     // later ones come from the line search's pass at the accepted point.
-    bool rows_ok = logdom_.row_ratio_plan(f_, g_, eps, r_.data(), rows_, threads_);
+    // The levels' plan, unless it is thin: then the k largest entries per row (top_k), for the
+    // rest of the stage (later attempts skip the candidates' pass).
+    bool rows_ok = true, top_k = thin_plan_;
+    if (!top_k) {
+      rows_ok = logdom_.row_ratio_plan(f_, g_, eps, r_.data(), rows_, threads_);
+      top_k = thin_plan_ =
+          rows_ok &&
+          rows_.select(kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_), plan_) &&
+          double(plan_.idx.size()) < kNewtonThinRow * double(n_);
+    } else if (approx_) {  // r_ from a float kernel: Newton works on the exact ratios
+      logdom_.row_log_ratio(f_, g_, eps, r_.data(), threads_);
+    }
     approx_ = false;
-    // The levels' plan, unless it is thin: then the k largest entries per row (top_k).
-    bool top_k = rows_ok &&
-                 rows_.select(kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_), plan_) &&
-                 double(plan_.idx.size()) < kNewtonThinRow * double(n_);
     bool on_support = rows_ok && !top_k && enter_support();
     if (eager && !on_support) {
       support_failed_ = true;
@@ -2139,6 +2150,7 @@ class Driver {
   detail::PlanRows rows_, trial_rows_;  // Newton's plan candidates at (f, g) and a trial point
   detail::SparsePlan plan_;             // the plan its Hessian is built from
   bool support_failed_ = false;  // an eager attempt found no sparse support in this stage
+  bool thin_plan_ = false;       // this stage's Newton uses the top-k plan (levels too thin)
   detail::SparsePlan support_;   // the sparse solve's support, its entries at the potentials
   std::vector<double> support_f_, support_g_;                // (support_f_, support_g_)
   std::vector<index_t> support_src_;  // the support's entry behind each of plan_'s
