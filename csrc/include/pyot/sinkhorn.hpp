@@ -1143,6 +1143,10 @@ constexpr index_t kNewtonWideRows = 16384;
 // selection per step, the line search's passes without candidates).
 constexpr double kNewtonThinRow = 8.0;
 constexpr index_t kNewtonTopK = 16;
+// Below kNewtonLevelCols columns the top-k plan keeps most of each row anyway and is cheap: the
+// levels are not used (small problems at tight tolerances, e.g. n = 30 at tol 1e-12, stalled
+// with them).
+constexpr index_t kNewtonLevelCols = 256;
 constexpr index_t kNewtonTopMaxK = 128;
 constexpr double kNewtonCoverage = 0.99;
 // The kept entries of a row are those within a factor kNewtonLevels[l] of the row's largest, l
@@ -1762,7 +1766,8 @@ class Driver {
     // eps far below the cost's range (annealed down to it): the plan is sparse and Newton on its
     // support cheap, so it is tried from the stage's first iterations.
     const bool eager_ok = warm && o_.eps_scaling > 0.0;
-    support_failed_ = thin_plan_ = false;
+    support_failed_ = false;
+    thin_plan_ = m_ < kNewtonLevelCols;
     plan_dense_ = false;
     double newton_below = kNewtonStart;
     index_t retry_at = o_.max_iter, retry_gap = kNewtonRetry;
