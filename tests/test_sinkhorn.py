@@ -780,7 +780,7 @@ def test_gil_is_released_during_the_solve(rng):
         time.sleep(0.05)
         start_ticks = ticks[0]
         t0 = time.perf_counter()
-        res = pyot.sinkhorn(cost, eps=0.002, tol=1e-9, max_iter=100_000, threads=1)
+        res = pyot.sinkhorn(cost, eps=0.002, tol=1e-9, max_iter=100_000, threads=1, method="log")
         elapsed = time.perf_counter() - t0
         during = ticks[0] - start_ticks
     finally:
@@ -1659,6 +1659,63 @@ class TestNewton:
         np.testing.assert_allclose(
             res.marginal_error, self.true_error(geom, res.f, res.g, 0.01), rtol=1e-3, atol=1e-9
         )
+
+    @staticmethod
+    def uniform(seed, n, d, dtype=np.float64):
+        """The bench's problem: uniform clouds, sqeuclidean cost normalised to max 1."""
+        g = np.random.default_rng(seed)
+        cost = cdist(g.random((n, d)), g.random((n, d)), "sqeuclidean")
+        return (cost / cost.max()).astype(dtype)
+
+    @staticmethod
+    def dense_error(cost, a, b, f, g, eps):
+        c = np.asarray(cost, np.float64)
+        plan = a[:, None] * b[None, :] * np.exp((f[:, None] + g[None, :] - c) / eps)
+        return np.abs(plan.sum(1) - a).sum() + np.abs(plan.sum(0) - b).sum()
+
+    @pytest.mark.parametrize("zeros", [0, 7])
+    def test_small_eps_against_the_log_domain(self, rng, zeros):
+        # eps = 1e-3 on uniform clouds: a handful of entries per row carry the plan, the Hessian
+        # keeps a variable number per row. Zero weights: empty rows in it.
+        n = 300
+        cost = self.uniform(1, n, 2)
+        a, b = weights(rng, n, zeros=zeros), weights(rng, n)
+        auto = pyot.sinkhorn(cost, a, b, eps=1e-3, tol=1e-9, max_iter=100_000)
+        log = pyot.sinkhorn(cost, a, b, eps=1e-3, tol=1e-11, max_iter=100_000, method="log")
+        assert auto.converged
+        assert log.converged
+        err = self.dense_error(cost, a, b, auto.f, auto.g, 1e-3)
+        assert err <= 1e-9
+        np.testing.assert_allclose(auto.marginal_error, err, rtol=1e-3, atol=1e-13)
+        np.testing.assert_allclose(auto.plan, log.plan, atol=1e-8)
+        assert auto.objective == pytest.approx(log.objective, rel=1e-9)
+        assert auto.value == pytest.approx(log.value, rel=1e-6)
+        if zeros:
+            np.testing.assert_array_equal(auto.plan[a == 0], 0.0)
+
+    def test_small_eps_float32(self):
+        # float32 costs at the bench's tol: converged, and the error recomputed in double is
+        # within tol and equals the reported one.
+        n = 400
+        cost = self.uniform(3, n, 2, np.float32)
+        a = np.full(n, 1.0 / n)
+        res = pyot.sinkhorn(cost, eps=1e-3, tol=1e-5)
+        assert res.converged
+        err = self.dense_error(cost, a, a, res.f.astype(np.float64), res.g.astype(np.float64), 1e-3)
+        assert err <= 1e-5
+        ref64 = pyot.sinkhorn(cost.astype(np.float64), eps=1e-3, tol=1e-9)
+        assert res.objective == pytest.approx(ref64.objective, rel=1e-5)
+
+    def test_small_eps_thread_count_independence(self):
+        # Newton's passes (the plan gathered in the row pass, the line search) reduce in a fixed
+        # order: the same iterates on 1 and 2 threads.
+        cost = self.uniform(4, 800, 2)
+        r1, r2 = (pyot.sinkhorn(cost, eps=1e-3, tol=1e-8, threads=t) for t in (1, 2))
+        assert r1.converged
+        assert r1.n_iter == r2.n_iter
+        np.testing.assert_allclose(r2.f, r1.f, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(r2.g, r1.g, rtol=1e-12, atol=1e-14)
+        assert r2.objective == pytest.approx(r1.objective, rel=1e-12)
 
 
 class TestSingleKernel:

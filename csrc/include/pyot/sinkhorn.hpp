@@ -1190,15 +1190,45 @@ constexpr index_t kSingleMinEntries = index_t(1) << 21;
 // (Measured with one read of K per iteration: a float kernel on cold n = 1000 solves was 0.86x
 // at eps = 0.1 and 1.02x at eps = 0.01, so 2^21 stays.)
 // Sinkhorn-Newton-Sparse: entered once the error is below kNewtonStart and the observed rate
-// predicts more than kNewtonMinGain further iterations; kNewtonK plan entries per row. The line
-// search makes Newton safe from any start; measured on uniform clouds at eps = 1e-3, starting
-// at err <= 1 takes 22 iterations where starting at 1e-2 takes 616. Newton needs the kept
-// entries to carry 99% of the mass (90% crawls on clustered data), k grows up to kNewtonMaxK.
+// predicts more than kNewtonMinGain further iterations. The line search makes Newton safe from
+// any start; measured on uniform clouds at eps = 1e-3, starting at err <= 1 takes 22 iterations
+// where starting at 1e-2 takes 616. Newton needs the kept entries to carry 99% of the mass (90%
+// crawls on clustered data), at most kNewtonMaxK per row.
 constexpr double kNewtonStart = 1e0;
 constexpr double kNewtonMinGain = 20.0;
-constexpr index_t kNewtonK = 16;
-constexpr index_t kNewtonMaxK = 128;
+constexpr index_t kNewtonMaxK = 256;
+// Above kNewtonWideRows rows (online clouds) a row keeps a quarter of that: the candidates'
+// memory stays that of the top-128 plan before (n 128 entries of index and value).
+constexpr index_t kNewtonWideRows = 16384;
+// Where the levels keep fewer than kNewtonThinRow entries a row on average (near-permutation
+// plans, d = 64 at eps = 1e-3: about 2), the plan's graph falls apart and Newton crawls; the
+// Hessian then keeps the k largest entries of every row instead, k the smallest of kNewtonTopK,
+// 2 kNewtonTopK, ..., kNewtonTopMaxK that covers the mass (one pass over the plan and a
+// selection per step, the line search's passes without candidates).
+constexpr double kNewtonThinRow = 8.0;
+constexpr index_t kNewtonTopK = 16;
+// Below kNewtonLevelCols columns the top-k plan keeps most of each row anyway and is cheap: the
+// levels are not used (small problems at tight tolerances, e.g. n = 30 at tol 1e-12, stalled
+// with them).
+constexpr index_t kNewtonLevelCols = 256;
+constexpr index_t kNewtonTopMaxK = 128;
 constexpr double kNewtonCoverage = 0.99;
+// The kept entries of a row are those within a factor kNewtonLevels[l] of the row's largest, l
+// the first level whose entries carry kNewtonCoverage of the mass: a variable number per row,
+// gathered in the exp pass that also gives the row ratios (the line search's), no selection.
+constexpr int kNewtonNumLevels = 4;
+constexpr double kNewtonLevels[kNewtonNumLevels] = {1e-2, 1e-3, 1e-4, 1e-6};
+// Where every row's entries within kSupportFloor of its largest are at most kNewtonMaxK and
+// fill at most kSparseFill of the plan, Newton's steps run on that support alone (O(nnz) a
+// step, no exp pass over C; the entries left out carry below m 1e-12 of the plan); a dense exact
+// pass confirms the error once the support's error is below kSparseCheck tol, and rebuilds the
+// support at most kSparseRebuilds times when it fails.
+constexpr double kSupportFloor = 1e-12;
+// The last stage of an annealed schedule tries Newton after kNewtonEagerAfter iterations.
+constexpr index_t kNewtonEagerAfter = 2;
+constexpr double kSparseFill = 0.25;
+constexpr double kSparseCheck = 0.5;
+constexpr int kSparseRebuilds = 3;
 constexpr index_t kNewtonCgIter = 300;
 // The Newton system is solved by elimination (exact, O(s^3), s = min(n, m)) up to
 // kNewtonDirect, and there too when CG fails, up to kNewtonDirectMax: a near-permutation plan
@@ -1267,7 +1297,135 @@ inline double dot_masked(const double* w, const double* x, index_t len) {
   return s;
 }
 
-// The Hessian of the entropic dual up to -1/eps, with P cut to k entries per row:
+// The plan cut to its large entries, row by row (CSR: row i's entries are
+// [start[i], start[i + 1]) of idx and val, val the plan entries P_ij).
+struct SparsePlan {
+  std::vector<index_t> start, idx;
+  std::vector<double> val;
+};
+
+// Candidates for the Newton Hessian's plan, gathered row by row in an exp pass (gather() from
+// the row's values P_ij / a_i): the entries
+// within the last of kNewtonLevels of the row's largest (the kNewtonMaxK largest of them where
+// there are more), in column order, and the mass that each level keeps. select() then picks one
+// level for the whole plan. gather() also keeps, where at most kNewtonMaxK are, every entry
+// within kSupportFloor of the row's largest: support() hands them to the sparse solve.
+class PlanRows {
+ public:
+  void resize(index_t n) {
+    n_ = n;
+    cap_ = n <= kNewtonWideRows ? kNewtonMaxK : kNewtonMaxK / 4;
+    count_.resize(n);
+    top_.resize(n);
+    complete_.resize(n);
+    idx_.resize(std::size_t(n) * cap_);
+    val_.resize(std::size_t(n) * cap_);
+    kept_.resize(std::size_t(n) * kNewtonNumLevels);
+  }
+
+  // Row i from v[0..m) = P_ij / a_i, their largest `top` and the row's weight a = a_i.
+  void gather(index_t i, const double* v, index_t m, double top, double a,
+              std::vector<index_t>& scratch) {
+    index_t* idx = idx_.data() + std::size_t(i) * cap_;
+    double* val = val_.data() + std::size_t(i) * cap_;
+    index_t c = collect(v, m, top * kSupportFloor, idx);
+    complete_[i] = c <= cap_;
+    if (c > cap_) c = collect(v, m, top * kNewtonLevels[kNewtonNumLevels - 1], idx);
+    if (c > cap_) {  // more candidates than room: the largest, ties by index
+      const double floor = top * kNewtonLevels[kNewtonNumLevels - 1];
+      scratch.clear();
+      for (index_t j = 0; j < m; ++j)
+        if (v[j] >= floor && v[j] > 0.0) scratch.push_back(j);
+      const auto larger = [v](index_t x, index_t y) {
+        return v[x] > v[y] || (v[x] == v[y] && x < y);
+      };
+      std::nth_element(scratch.begin(), scratch.begin() + (cap_ - 1), scratch.end(),
+                       larger);
+      std::sort(scratch.begin(), scratch.begin() + cap_);
+      std::copy(scratch.begin(), scratch.begin() + cap_, idx);
+      c = cap_;
+    }
+    for (index_t t = 0; t < c; ++t) val[t] = v[idx[t]];
+    finish_row(i, c, a);
+  }
+
+  // The plan at the first level whose entries carry `needed` mass; false when none does.
+  bool select(double needed, SparsePlan& plan) const {
+    double total[kNewtonNumLevels] = {};
+    for (index_t i = 0; i < n_; ++i)
+      for (int l = 0; l < kNewtonNumLevels; ++l)
+        total[l] += kept_[std::size_t(i) * kNewtonNumLevels + l];
+    int level = 0;
+    while (level < kNewtonNumLevels && !(total[level] >= needed)) ++level;
+    if (level == kNewtonNumLevels) return false;
+    write(level, plan);
+    return true;
+  }
+
+  // Every gathered entry (the support of a sparse solve); false when some row had more than
+  // kNewtonMaxK within kSupportFloor of its largest.
+  bool support(SparsePlan& plan) const {
+    if (std::find(complete_.begin(), complete_.end(), 0) != complete_.end()) return false;
+    write(-1, plan);
+    return true;
+  }
+
+ private:
+  // The entries of v at or above floor (> 0): their count, and their indices when at most
+  // kNewtonMaxK.
+  index_t collect(const double* v, index_t m, double floor, index_t* idx) const {
+    floor = std::max(floor, std::numeric_limits<double>::min());
+    index_t c = 0;
+#pragma omp simd reduction(+ : c)
+    for (index_t j = 0; j < m; ++j) c += v[j] >= floor ? 1 : 0;
+    if (c > cap_) return c;
+    index_t t = 0;
+    for (index_t j = 0; j < m; ++j)
+      if (v[j] >= floor) idx[t++] = j;
+    return c;
+  }
+
+  // val[0..c) of row i scaled by a; its largest and the mass each level keeps.
+  void finish_row(index_t i, index_t c, double a) {
+    double* val = val_.data() + std::size_t(i) * cap_;
+    double* kept = kept_.data() + std::size_t(i) * kNewtonNumLevels;
+    std::fill(kept, kept + kNewtonNumLevels, 0.0);
+    double top = 0.0;
+    for (index_t t = 0; t < c; ++t) {
+      val[t] *= a;
+      top = std::max(top, val[t]);
+    }
+    top_[i] = top;
+    for (index_t t = 0; t < c; ++t)
+      for (int l = 0; l < kNewtonNumLevels; ++l)
+        if (val[t] >= top * kNewtonLevels[l]) kept[l] += val[t];
+    count_[i] = c;
+  }
+
+  // The entries at `level` (every positive one for -1) in CSR form.
+  void write(int level, SparsePlan& plan) const {
+    plan.start.assign(1, 0);
+    plan.idx.clear();
+    plan.val.clear();
+    for (index_t i = 0; i < n_; ++i) {
+      const double floor = level < 0 ? 0.0 : top_[i] * kNewtonLevels[level];
+      const std::size_t base = std::size_t(i) * cap_;
+      for (index_t t = 0; t < count_[i]; ++t)
+        if (val_[base + t] >= floor && val_[base + t] > 0.0) {
+          plan.idx.push_back(idx_[base + t]);
+          plan.val.push_back(val_[base + t]);
+        }
+      plan.start.push_back(index_t(plan.idx.size()));
+    }
+  }
+
+  index_t n_ = 0, cap_ = kNewtonMaxK;  // rows, room per row
+  std::vector<index_t> count_, idx_;
+  std::vector<double> top_, val_, kept_;
+  std::vector<char> complete_;
+};
+
+// The Hessian of the entropic dual up to -1/eps, with P cut to its large entries per row:
 // M = [[diag(Ps 1), Ps], [Ps^T, diag(Ps^T 1)]], the Laplacian of the sparse plan's bipartite
 // graph. Its diagonal is that of the kept entries, not the exact marginals, so that it keeps the
 // (1, -1) null direction of the true Hessian: with the exact diagonal the dropped mass makes the
@@ -1277,13 +1435,12 @@ inline double dot_masked(const double* w, const double* x, index_t len) {
 class SparseHessian {
  public:
   // `damping`: the ridge relative to the largest diagonal entry.
-  SparseHessian(index_t n, index_t m, index_t k, const index_t* idx, const double* val,
-                double damping)
-      : n_(n), m_(m), k_(k), idx_(idx), val_(val), row_(n, 0.0), col_(m, 0.0) {
+  SparseHessian(index_t n, index_t m, const SparsePlan& plan, double damping)
+      : n_(n), m_(m), p_(plan), row_(n, 0.0), col_(m, 0.0) {
     for (index_t i = 0; i < n; ++i)
-      for (index_t t = 0; t < k; ++t) {
-        row_[i] += val[i * k + t];
-        col_[idx[i * k + t]] += val[i * k + t];
+      for (index_t e = p_.start[i]; e < p_.start[i + 1]; ++e) {
+        row_[i] += p_.val[e];
+        col_[p_.idx[e]] += p_.val[e];
       }
     double scale = 0.0;
     for (double v : row_) scale = std::max(scale, v);
@@ -1297,9 +1454,9 @@ class SparseHessian {
     for (index_t j = 0; j < m_; ++j) yg[j] = (col_[j] + ridge_) * xg[j];
     for (index_t i = 0; i < n_; ++i) {
       double acc = (row_[i] + ridge_) * x[i];
-      for (index_t t = 0; t < k_; ++t) {
-        const index_t j = idx_[i * k_ + t];
-        const double p = val_[i * k_ + t];
+      for (index_t e = p_.start[i]; e < p_.start[i + 1]; ++e) {
+        const index_t j = p_.idx[e];
+        const double p = p_.val[e];
         acc += p * xg[j];
         yg[j] += p * x[i];
       }
@@ -1364,21 +1521,22 @@ class SparseHessian {
     const index_t off_big = rows_big ? 0 : n_, off_small = rows_big ? n_ : 0;
     const double sign_big = rows_big ? 1.0 : -1.0;  // the Laplacian's unknowns are (x, -y)
     // The big side's adjacency (node -> small-side neighbours, weights) in CSR form.
-    std::vector<index_t> start(big + 1, 0), nbr(n_ * k_);
-    std::vector<double> wt(n_ * k_);
+    const index_t nnz = index_t(p_.idx.size());
+    std::vector<index_t> start(big + 1, 0), nbr(nnz);
+    std::vector<double> wt(nnz);
     if (rows_big) {
-      for (index_t i = 0; i <= n_; ++i) start[i] = i * k_;
-      std::copy(idx_, idx_ + n_ * k_, nbr.begin());
-      std::copy(val_, val_ + n_ * k_, wt.begin());
+      start = p_.start;
+      nbr = p_.idx;
+      wt = p_.val;
     } else {
-      for (index_t e = 0; e < n_ * k_; ++e) ++start[idx_[e] + 1];
+      for (index_t e = 0; e < nnz; ++e) ++start[p_.idx[e] + 1];
       for (index_t j = 0; j < m_; ++j) start[j + 1] += start[j];
       std::vector<index_t> fill(start.begin(), start.end() - 1);
       for (index_t i = 0; i < n_; ++i)
-        for (index_t t = 0; t < k_; ++t) {
-          const index_t e = fill[idx_[i * k_ + t]]++;
+        for (index_t t = p_.start[i]; t < p_.start[i + 1]; ++t) {
+          const index_t e = fill[p_.idx[t]]++;
           nbr[e] = i;
-          wt[e] = val_[i * k_ + t];
+          wt[e] = p_.val[t];
         }
     }
     // Eliminate the big side: W (dense, small x small) and the small side's right-hand side.
@@ -1435,9 +1593,8 @@ class SparseHessian {
   }
 
  private:
-  index_t n_, m_, k_;
-  const index_t* idx_;
-  const double* val_;
+  index_t n_, m_;
+  const SparsePlan& p_;
   std::vector<double> row_, col_;
   double ridge_;
 };
@@ -1521,6 +1678,38 @@ class LogDomain {
     for (index_t j = 0; j < w_.m; ++j) s_[j] = g[j] * inv;
     k_.col_log_ratio(h_.data(), s_.data(), inv, out, threads, float_lanes_);
   }
+  // The row ratios (as row_log_ratio, exact) and the Newton plan's candidates in `rows`, from
+  // one exp pass (each row's values P_ij / a_i written once, then summed and scanned). False
+  // when some row's sum leaves the safe range: `out` then comes from the max-shifted pass and
+  // `rows` is not usable.
+  bool row_ratio_plan(const double* f, const double* g, double eps, double* out,
+                      detail::PlanRows& rows, int threads) {
+    const double inv = 1.0 / eps;
+    for (index_t j = 0; j < w_.m; ++j) h_[j] = w_.logb[j] + g[j] * inv;
+    rows.resize(w_.n);
+    std::vector<char> safe(n_blocks(w_.n, kRowBlock), 1);
+    for_blocks(w_.n, kRowBlock, threads, [&](index_t i0, index_t i1) {
+      std::vector<double> v(w_.m);
+      std::vector<index_t> scratch;
+      for (index_t i = i0; i < i1; ++i) {
+        k_.gibbs_values(i, h_.data(), f[i] * inv, inv, v.data());
+        double sum = 0.0, top = 0.0;
+        const double* vi = v.data();
+#pragma omp simd reduction(+ : sum) reduction(max : top)
+        for (index_t j = 0; j < w_.m; ++j) {
+          sum += vi[j];
+          top = std::max(top, vi[j]);
+        }
+        if (!in_safe_range(sum)) safe[i0 / kRowBlock] = 0;
+        out[i] = std::log(sum);
+        rows.gather(i, vi, w_.m, top, w_.a[i], scratch);
+      }
+    });
+    if (std::find(safe.begin(), safe.end(), 0) == safe.end()) return true;
+    row_log_ratio(f, g, eps, out, threads);
+    return false;
+  }
+
   // The k largest plan entries of each row, P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps).
   void row_top_plan(const double* f, const double* g, double eps, index_t k, index_t* idx,
                     double* val, int threads) {
@@ -1678,6 +1867,11 @@ class Driver {
     const bool balanced = o_.tau_a == kInf && o_.tau_b == kInf;
     detail::Relaxation relax(o_.overrelax && balanced);
     const bool newton_ok = tol == o_.tol && o_.method == Method::Auto && balanced;
+    // eps far below the cost's range (annealed down to it): the plan is sparse and Newton on its
+    // support cheap, so it is tried from the stage's first iterations.
+    const bool eager_ok = warm && o_.eps_scaling > 0.0;
+    support_failed_ = false;
+    thin_plan_ = m_ < kNewtonLevelCols;
     plan_dense_ = false;
     double newton_below = kNewtonStart;
     index_t retry_at = o_.max_iter, retry_gap = kNewtonRetry;
@@ -1719,11 +1913,14 @@ class Driver {
       if (res_.n_iter >= cap) return;
       const double est = cols_exact_ ? row_err_ : row_err_ + col_err;
       history.push_back(est);
+      const bool eager =
+          eager_ok && !support_failed_ && index_t(history.size()) >= kNewtonEagerAfter;
       if (newton_ok && !plan_dense_ && (est <= newton_below || res_.n_iter >= retry_at) &&
-          newton_pays(history, tol, steady)) {
+          (eager || newton_pays(history, tol, steady))) {
         const bool lanes = logdom_.set_exact();  // Newton measures its error exactly
-        if (newton(eps, tol, sinkhorn_rate(history))) return;
+        if (newton(eps, tol, sinkhorn_rate(history), eager)) return;
         logdom_.restore(lanes);
+        if (eager && support_failed_) continue;  // the usual gate from here on
         // The plan is not sparse enough yet, or Newton made slow progress (far from the
         // solution it moves some potentials by about eps per step): Sinkhorn goes on from the
         // current iterate, and Newton is tried again once the error is 100x smaller or after
@@ -1783,15 +1980,17 @@ class Driver {
     return std::log(tol / history.back()) / std::log(rate) > gain;
   }
 
-  // The plan cut to its k largest entries per row, k the smallest of kNewtonK, 2 kNewtonK, ...,
-  // kNewtonMaxK whose entries carry `needed` mass (one pass over the plan); 0 when none does.
-  index_t sparse_plan(double eps, double needed, std::vector<index_t>& idx,
-                      std::vector<double>& val) {
-    const index_t kmax = std::min(m_, kNewtonMaxK);
+  // The plan cut to its k largest entries per row into plan_, k the smallest of kNewtonTopK,
+  // 2 kNewtonTopK, ..., kNewtonTopMaxK whose entries carry `needed` mass (one pass over the
+  // plan); false when none does.
+  bool top_plan(double eps, double needed) {
+    const index_t kmax = std::min(m_, kNewtonTopMaxK);
+    std::vector<index_t>& idx = plan_.idx;
+    std::vector<double>& val = plan_.val;
     idx.resize(n_ * kmax);
     val.resize(n_ * kmax);
     logdom_.row_top_plan(f_, g_, eps, kmax, idx.data(), val.data(), threads_);
-    for (index_t k = std::min(m_, kNewtonK);; k = std::min(kmax, 2 * k)) {
+    for (index_t k = std::min(m_, kNewtonTopK);; k = std::min(kmax, 2 * k)) {
       double kept = 0.0;
       for (index_t i = 0; i < n_; ++i)
         for (index_t t = 0; t < k; ++t) kept += val[i * kmax + t];
@@ -1801,9 +2000,13 @@ class Driver {
             idx[i * k + t] = idx[i * kmax + t];
             val[i * k + t] = val[i * kmax + t];
           }
-        return k;
+        idx.resize(n_ * k);
+        val.resize(n_ * k);
+        plan_.start.resize(n_ + 1);
+        for (index_t i = 0; i <= n_; ++i) plan_.start[i] = i * k;
+        return true;
       }
-      if (k == kmax) return 0;
+      if (k == kmax) return false;
     }
   }
 
@@ -1811,34 +2014,67 @@ class Driver {
   // cut to its largest entries per row, the step by preconditioned CG, an Armijo line search.
   // Returns true when the stage is over (converged or out of iterations) and false when the
   // line search fails (Sinkhorn then continues). r_ is current at (f, g) on entry and exit.
-  bool newton(double eps, double tol, double sinkhorn_rate) {
+  // `eager`: an attempt before newton_pays (the last stage of an annealed schedule), given up
+  // when the plan's support is not sparse.
+  bool newton(double eps, double tol, double sinkhorn_rate, bool eager) {
     // A Newton step costs about two Sinkhorn iterations: it must beat their progress.
     const double worth = sinkhorn_rate * sinkhorn_rate;
     double last_err = kInf;
     int slow_steps = 0;
-    std::vector<index_t> idx;
-    std::vector<double> val, rhs(n_ + m_), d(n_ + m_), fn(n_), gn(m_), rn(n_);
+    std::vector<double> rhs(n_ + m_), d(n_ + m_), fn(n_), gn(m_), rn(n_);
     const double* a = w_.a;
     const double* b = w_.b;
     double& damping = newton_damping_;
-    if (approx_) {  // r_ from a float kernel: Newton works on the exact ratios
+    // The exact row ratios (r_ may come from a float kernel) and the plan's candidates at (f, g);
+    // later ones come from the line search's pass at the accepted point.
+    // The levels' plan, unless it is thin: then the k largest entries per row (top_k), for the
+    // rest of the stage (later attempts skip the candidates' pass).
+    bool rows_ok = true, top_k = thin_plan_;
+    if (!top_k) {
+      rows_ok = logdom_.row_ratio_plan(f_, g_, eps, r_.data(), rows_, threads_);
+      top_k = thin_plan_ =
+          rows_ok &&
+          rows_.select(kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_), plan_) &&
+          double(plan_.idx.size()) < kNewtonThinRow * double(n_);
+    } else if (approx_) {  // r_ from a float kernel: Newton works on the exact ratios
       logdom_.row_log_ratio(f_, g_, eps, r_.data(), threads_);
-      approx_ = false;
     }
-    double dual = detail::dot_masked(a, f_, n_) + detail::dot_masked(b, g_, m_) -
-                  eps * detail::mass_from_ratio(a, r_.data(), n_);
+    approx_ = false;
+    bool on_support = rows_ok && !top_k && enter_support();
+    if (eager && !on_support) {
+      support_failed_ = true;
+      return false;
+    }
+    int rebuilds = 0;
     cols_exact_ = exact_cols_ = false;
     while (true) {
-      logdom_.col_log_ratio(f_, g_, eps, c_.data(), threads_);
+      if (on_support) {
+        support_ratios(f_, g_, eps, r_.data(), c_.data());
+      } else {
+        logdom_.col_log_ratio(f_, g_, eps, c_.data(), threads_);
+      }
       row_err_ = detail::side_error(a, r_.data(), f_, kInf, n_);
       const double col_err = detail::side_error(b, c_.data(), g_, kInf, m_);
       const double err = row_err_ + col_err;
-      exact_cols_ = true;  // c_ is exact at (f, g): finish() needs no column pass
-      if (err <= tol) {
-        res_.status = Status::Converged;
+      double dual = detail::dot_masked(a, f_, n_) + detail::dot_masked(b, g_, m_) -
+                    eps * detail::mass_from_ratio(a, r_.data(), n_);
+      exact_cols_ = !on_support;  // c_ is exact at (f, g): finish() needs no column pass
+      if (err <= (on_support ? kSparseCheck * tol : tol)) {
+        const double exact_col = on_support ? exact_errors() : col_err;  // sets row_err_
+        if (row_err_ + exact_col <= tol) {
+          res_.status = Status::Converged;
+          return true;
+        }
+        // The support left out mass that matters now: rebuilt at (f, g) (r_ is exact there).
+        rows_ok = logdom_.row_ratio_plan(f_, g_, eps, r_.data(), rows_, threads_);
+        on_support = rows_ok && ++rebuilds <= kSparseRebuilds && enter_support();
+        exact_cols_ = false;
+        continue;
+      }
+      if (res_.n_iter >= o_.max_iter) {
+        approx_ = on_support;  // finish() measures the error on the whole plan
         return true;
       }
-      if (res_.n_iter >= o_.max_iter) return true;
       exact_cols_ = false;
       slow_steps = err > worth * last_err ? slow_steps + 1 : 0;
       if (slow_steps >= 2) return false;  // Sinkhorn is the better method here for now
@@ -1849,12 +2085,14 @@ class Driver {
       for (index_t j = 0; j < m_; ++j)
         rhs[n_ + j] = b[j] > 0.0 ? eps * b[j] * (1.0 - std::exp(c_[j])) : 0.0;
       // The sparse Hessian is only a good model when the kept entries carry most of the mass
-      // (small eps): k grows until they do, else Sinkhorn is the better method for now.
-      const index_t k =
-          sparse_plan(eps, kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_), idx, val);
-      if (k == 0) {
+      // (small eps), else Sinkhorn is the better method for now.
+      if (!rows_ok && !top_k) return false;  // a row's sum left the safe range (far off)
+      const double needed = kNewtonCoverage * detail::mass_from_ratio(a, r_.data(), n_);
+      const bool sparse =
+          on_support || (top_k ? top_plan(eps, needed) : rows_.select(needed, plan_));
+      if (!sparse) {
         // The plan at this eps is not sparse: no further attempt in this stage (each costs an
-        // exp pass and a sort).
+        // exp pass).
         plan_dense_ = true;
         return false;
       }
@@ -1865,7 +2103,7 @@ class Driver {
       bool accepted = false;
       double step = 0.0;
       while (!accepted) {
-        const detail::SparseHessian hess(n_, m_, k, idx.data(), val.data(), damping);
+        const detail::SparseHessian hess(n_, m_, plan_, damping);
         const index_t side = std::min(n_, m_);
         if (side <= kNewtonDirect ||
             (!hess.solve(rhs.data(), d.data(), 1e-3, kNewtonCgIter) && side <= kNewtonDirectMax))
@@ -1877,7 +2115,14 @@ class Driver {
         for (double t = 1.0; t >= (last ? 1e-6 : kNewtonMinStep) && !accepted; t *= 0.5) {
           for (index_t i = 0; i < n_; ++i) fn[i] = f_[i] + t * d[i];
           for (index_t j = 0; j < m_; ++j) gn[j] = g_[j] + t * d[n_ + j];
-          logdom_.row_log_ratio(fn.data(), gn.data(), eps, rn.data(), threads_);
+          bool trial_ok = true;
+          if (on_support)
+            support_ratios(fn.data(), gn.data(), eps, rn.data(), nullptr);
+          else if (top_k)
+            logdom_.row_log_ratio(fn.data(), gn.data(), eps, rn.data(), threads_);
+          else
+            trial_ok = logdom_.row_ratio_plan(fn.data(), gn.data(), eps, rn.data(), trial_rows_,
+                                              threads_);
           const double trial = detail::dot_masked(a, fn.data(), n_) +
                                detail::dot_masked(b, gn.data(), m_) -
                                eps * detail::mass_from_ratio(a, rn.data(), n_);
@@ -1889,6 +2134,8 @@ class Driver {
             f_ = std::copy(fn.begin(), fn.end(), f_) - n_;
             g_ = std::copy(gn.begin(), gn.end(), g_) - m_;
             r_.swap(rn);
+            if (!on_support && !top_k) std::swap(rows_, trial_rows_);
+            rows_ok = trial_ok;
           }
         }
         if (!accepted && last) break;
@@ -1898,6 +2145,61 @@ class Driver {
       if (!accepted) return false;
       ++res_.n_iter;
     }
+  }
+
+  // Newton's steps on the support of the plan's large entries (kSupportFloor), taken from rows_
+  // (gathered at (f, g)) when it is complete and sparse enough, with the Hessian's plan at the
+  // level that covers the mass there (its entries' positions kept for the rest of the solve on
+  // this support, their values updated every step).
+  bool enter_support() {
+    if (!rows_.support(support_)) return false;
+    if (double(support_.idx.size()) > kSparseFill * double(n_) * double(m_)) return false;
+    if (!rows_.select(kNewtonCoverage * detail::mass_from_ratio(w_.a, r_.data(), n_), plan_))
+      return false;
+    // Each of the plan's entries is one of the support's (both in column order by row).
+    support_src_.resize(plan_.idx.size());
+    for (index_t i = 0; i < n_; ++i) {
+      index_t e = support_.start[i];
+      for (index_t k = plan_.start[i]; k < plan_.start[i + 1]; ++k) {
+        while (support_.idx[e] != plan_.idx[k]) ++e;
+        support_src_[k] = e;
+      }
+    }
+    support_f_.assign(f_, f_ + n_);
+    support_g_.assign(g_, g_ + m_);
+    return true;
+  }
+
+  // The row ratios r and, when c is given, the column ratios of the plan cut to the support at
+  // (f, g): P_ij = P0_ij exp((f_i - f0_i + g_j - g0_j) / eps), P0 the support's entries at the
+  // potentials (f0, g0) it was taken at; with c, also the Hessian's plan entries at (f, g).
+  // O(nnz), one thread, fixed order. Always true (the line search rejects non-finite duals).
+  bool support_ratios(const double* f, const double* g, double eps, double* r, double* c) {
+    const double inv = 1.0 / eps;
+    const detail::SparsePlan& s = support_;
+    support_v_.resize(m_);
+    support_u_.resize(n_);
+    for (index_t j = 0; j < m_; ++j) support_v_[j] = std::exp((g[j] - support_g_[j]) * inv);
+    if (c != nullptr) support_col_.assign(m_, 0.0);
+    for (index_t i = 0; i < n_; ++i) {
+      const double u = std::exp((f[i] - support_f_[i]) * inv);
+      double acc = 0.0;
+      for (index_t e = s.start[i]; e < s.start[i + 1]; ++e) {
+        const index_t j = s.idx[e];
+        const double p = s.val[e] * support_v_[j] * u;
+        acc += p;
+        if (c != nullptr) support_col_[j] += p;
+      }
+      r[i] = w_.a[i] > 0.0 ? std::log(acc / w_.a[i]) : 0.0;
+      support_u_[i] = u;
+    }
+    if (c == nullptr) return true;
+    for (index_t j = 0; j < m_; ++j)
+      c[j] = w_.b[j] > 0.0 ? std::log(support_col_[j] / w_.b[j]) : 0.0;
+    for (index_t i = 0; i < n_; ++i)
+      for (index_t k = plan_.start[i]; k < plan_.start[i + 1]; ++k)
+        plan_.val[k] = s.val[support_src_[k]] * support_v_[plan_.idx[k]] * support_u_[i];
+    return true;
   }
 
   // Value, objective and the exact marginal error at the returned potentials; r_ holds the
@@ -1957,6 +2259,14 @@ class Driver {
   bool approx_ = false;      // r_ and cols_exact_ come from a float kernel (not exact)
   bool exact_cols_ = false;  // c_ holds the exact column ratios at (f, g)
   double newton_damping_ = kNewtonRidge;  // the Newton system's ridge, kept between attempts
+  detail::PlanRows rows_, trial_rows_;  // Newton's plan candidates at (f, g) and a trial point
+  detail::SparsePlan plan_;             // the plan its Hessian is built from
+  bool support_failed_ = false;  // an eager attempt found no sparse support in this stage
+  bool thin_plan_ = false;       // this stage's Newton uses the top-k plan (levels too thin)
+  detail::SparsePlan support_;   // the sparse solve's support, its entries at the potentials
+  std::vector<double> support_f_, support_g_;                // (support_f_, support_g_)
+  std::vector<index_t> support_src_;  // the support's entry behind each of plan_'s
+  std::vector<double> support_u_, support_v_, support_col_;  // scratch
   bool plan_dense_ = false;  // this stage's plan needs more than kNewtonMaxK entries per row
   Result res_;
 };
