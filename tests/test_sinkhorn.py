@@ -2093,6 +2093,39 @@ class TestFusedScalingPass:
             np.testing.assert_array_equal(other.g, sc[0].g)
             assert other.value == sc[0].value
 
+    def test_kernel_written_by_row_pass_after_absorption(self, rng):
+        # A double K is written row by row by the row pass that follows each rebuild (the first
+        # one and every absorption): far-off initial potentials force absorptions mid-solve.
+        cost, a, b = problem(rng, 300, 280, zeros_a=4)
+        f0 = rng.uniform(0.0, 3.0, 300)  # 300 eps from the solution's potentials
+        sc = [pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-9, init=(f0, np.zeros(280)),
+                            method="scaling", threads=t) for t in (1, 2)]
+        lg = pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-11, method="log")
+        assert sc[0].converged
+        np.testing.assert_allclose(sc[0].plan, lg.plan, rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(sc[0].value, lg.value, rtol=1e-8)
+        np.testing.assert_array_equal(sc[0].f, sc[1].f)
+        assert sc[0].value == sc[1].value
+
+    @pytest.mark.parametrize(("n", "eps"), [(600, 0.1), (700, 0.02)])
+    def test_value_in_the_last_pass(self, rng, n, eps):
+        # With a double K, <P, C> is added in the row pass expected to be the last one (reading
+        # C beside K): the value of the returned potentials, the same potentials as a solve
+        # without the value, for any thread count.
+        from pyot.sinkhorn import _run
+
+        cost, a, b = problem(rng, n, n - 30, zeros_a=2, zeros_b=3)
+        opts = dict(eps=eps, tol=1e-6, max_iter=1000)
+        full = [_run("t", cost, a, b, threads=t, **opts).result for t in (1, 2)]
+        lean = _run("t", cost, a, b, value=False, threads=None, **opts).result
+        lg = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-11, method="log")
+        assert full[0].converged
+        np.testing.assert_array_equal(lean.f, full[0].f)
+        np.testing.assert_array_equal(lean.g, full[0].g)
+        assert full[0].value == pytest.approx(float((full[0].plan * cost).sum()), rel=1e-12)
+        np.testing.assert_allclose(full[0].value, lg.value, rtol=1e-5)
+        assert full[0].value == full[1].value
+
     def test_vector_log_accuracy(self):
         # The scaling passes take their logs with the core's vectorized log (fdlibm's method).
         g = np.random.default_rng(3)
