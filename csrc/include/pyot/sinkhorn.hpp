@@ -219,37 +219,18 @@ PYOT_MULTIVERSION inline void sum_rows(const double* p, index_t rows, index_t ld
 // of the next group (read from memory) and, in the same sweep, acc_j += (cur_0[j] u_0 +
 // cur_1[j] u_1) + (cur_2[j] u_2 + cur_3[j] u_3) for the current group (read by the previous
 // sweep, in cache). A sweep that did only one of the two would leave the memory idle while the
-// cached rows are added. `next` null: the column sums only (a block's last group); `cur` null:
-// the products only (its first). With `cost` (the next group's rows of C; `cur` then needed),
-// also sc_t = sum_j next_t[j] v_j cost_t[j] (the rows' shares of <P, C>), the products s_t
-// formed exactly as without it.
+// cached rows are added. (A block's first group passes itself as `cur` with weights 0.) With
+// `cost` (the next group's rows of C), also sc_t = sum_j next_t[j] v_j cost_t[j] (the rows'
+// shares of <P, C>), the products s_t formed exactly as without it.
 template <class T, class C = T>
 PYOT_MULTIVERSION void dot_axpy_rows(const T* const* next, const double* v, const T* const* cur,
                                      const double* u, index_t len, double* acc, double* s,
                                      const C* const* cost = nullptr, double* sc = nullptr) {
-  if (next == nullptr) {
-    const T *c0 = cur[0], *c1 = cur[1], *c2 = cur[2], *c3 = cur[3];
-    const double u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
-#pragma omp simd
-    for (index_t j = 0; j < len; ++j)
-      acc[j] +=
-          (double(c0[j]) * u0 + double(c1[j]) * u1) + (double(c2[j]) * u2 + double(c3[j]) * u3);
-    return;
-  }
   const T *n0 = next[0], *n1 = next[1], *n2 = next[2], *n3 = next[3];
+  const T *c0 = cur[0], *c1 = cur[1], *c2 = cur[2], *c3 = cur[3];
+  const double u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
   double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-  if (cur == nullptr) {
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (index_t j = 0; j < len; ++j) {
-      const double vj = v[j];
-      s0 += double(n0[j]) * vj;
-      s1 += double(n1[j]) * vj;
-      s2 += double(n2[j]) * vj;
-      s3 += double(n3[j]) * vj;
-    }
-  } else if (cost == nullptr) {
-    const T *c0 = cur[0], *c1 = cur[1], *c2 = cur[2], *c3 = cur[3];
-    const double u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
+  if (cost == nullptr) {
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
     for (index_t j = 0; j < len; ++j) {
       const double vj = v[j];
@@ -261,9 +242,7 @@ PYOT_MULTIVERSION void dot_axpy_rows(const T* const* next, const double* v, cons
           (double(c0[j]) * u0 + double(c1[j]) * u1) + (double(c2[j]) * u2 + double(c3[j]) * u3);
     }
   } else {
-    const T *c0 = cur[0], *c1 = cur[1], *c2 = cur[2], *c3 = cur[3];
     const C *d0 = cost[0], *d1 = cost[1], *d2 = cost[2], *d3 = cost[3];
-    const double u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
     double w0 = 0.0, w1 = 0.0, w2 = 0.0, w3 = 0.0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3, w0, w1, w2, w3)
     for (index_t j = 0; j < len; ++j) {
@@ -1104,7 +1083,7 @@ class ScalingKernel {
   // Rows [i0, i1) of the fused row pass (one block), in groups of kAxpyRows from i0: a group's
   // products (K v)_i, then its ratios, updated f and scalings u (row_updates), and its column
   // sums u_i K_ij into acc during the sweep that reads the next group's products
-  // (dot_axpy_rows). A short last group repeats its last row with weight 0.
+  // (dot_axpy_rows); the last group's column sums as col_pass adds them (accumulate_rows).
   // `build` (a pending double K): each group's rows of K are written first (build_row), then
   // read from cache. `costs` (when not null): costs_i = sum_j K_ij v_j C_ij as well.
   template <class K>
@@ -1115,21 +1094,21 @@ class ScalingKernel {
     const K* cur[kAxpyRows];
     const K* next[kAxpyRows];
     const T* crow[kAxpyRows];
-    double u[kAxpyRows] = {}, s[kAxpyRows], sc[kAxpyRows];
+    double u[kAxpyRows] = {}, s[kAxpyRows], sc[kAxpyRows];  // u: 0 for the first sweep
     bool first = true;
+    index_t last = i1;
     for (index_t g0 = i0; g0 < i1; g0 += kAxpyRows) {
       const index_t rows = std::min(kAxpyRows, i1 - g0);
       if (build != nullptr)
         for (index_t i = g0; i < g0 + rows; ++i) build_row(i, build + i * m);
       for (index_t t = 0; t < kAxpyRows; ++t) next[t] = k + (g0 + std::min(t, rows - 1)) * m;
       if (costs != nullptr) {
-        // (the first group adds its own rows with weight 0: the cost variant needs a `cur`)
         for (index_t t = 0; t < kAxpyRows; ++t)
           crow[t] = cost_.matrix().row(g0 + std::min(t, rows - 1));
         dot_axpy_rows(next, v_.data(), first ? next : cur, u, m, acc, s, crow, sc);
         std::copy(sc, sc + rows, costs + g0);
       } else {
-        dot_axpy_rows(next, v_.data(), first ? nullptr : cur, u, m, acc, s);
+        dot_axpy_rows(next, v_.data(), first ? next : cur, u, m, acc, s);
       }
       row_updates(s, f + g0, alpha_.data() + g0, up.loga + g0, inv_eps, up, rows, out + g0,
                   up.f_next + g0, u_.data() + g0);
@@ -1138,8 +1117,9 @@ class ScalingKernel {
         u[t] = t < rows ? u_[g0 + t] : 0.0;
       }
       first = false;
+      last = g0;
     }
-    if (!first) dot_axpy_rows<K>(nullptr, v_.data(), cur, u, m, acc, s);
+    accumulate_rows(k, last, i1, m, m, acc);  // the last group's column sums
   }
 
   // out_j = log((K^T (a .* u))_j) + (g_j - beta_j) / eps.
@@ -1275,7 +1255,7 @@ class ScalingKernel {
   double absorb_;
   bool single_;
   double eps_ = 0.0;
-  bool fused_ = false;  // partial_ holds the column sums of the last row pass's update
+  bool fused_ = false;  // cols_ holds the column ratios at the last row pass's update
   double fused_w_ = 1.0, fused_k_ = 1.0;
   ScratchBuffer<double> k_;   // double K: no accuracy floor near 1e-7
   ScratchBuffer<float> k32_;  // float K (single_): half the bytes per product
