@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CudaError', 'bilinear_cost', 'build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'exp_vec', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_dense_point_gradient', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_online_batch', 'sinkhorn_plan_matvec', 'sinkhorn_point_gradient', 'sinkhorn_point_gradient_batch', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sinkhorn_symmetric_online_batch', 'sinkhorn_weighted_point_gradient', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
+__all__: list[str] = ['CudaError', 'bilinear_cost', 'build_info', 'cost_matrix', 'cuda_available', 'cuda_built', 'cuda_device_count', 'emd', 'exp_vec', 'finite_ranges', 'hw_exp_throughput', 'hw_read_bandwidth', 'log_vec', 'max_sliced_step', 'max_threads', 'minibatch_solve', 'partial_entropic_dense', 'partial_entropic_online', 'partial_exact', 'sinkhorn_dense', 'sinkhorn_dense_point_gradient', 'sinkhorn_entropic_map', 'sinkhorn_entropic_map_vjp', 'sinkhorn_online', 'sinkhorn_online_batch', 'sinkhorn_plan_matvec', 'sinkhorn_point_gradient', 'sinkhorn_point_gradient_batch', 'sinkhorn_symmetric_dense', 'sinkhorn_symmetric_online', 'sinkhorn_symmetric_online_batch', 'sinkhorn_weighted_point_gradient', 'sliced_gradient', 'sliced_projected', 'sliced_projected_timed', 'sparse_objective', 'sparse_solve', 'std_sort_seconds', 'wasserstein_1d']
 class CudaError(RuntimeError):
     pass
 def bilinear_cost(u: numpy.typing.NDArray[numpy.float64], y: numpy.typing.NDArray[numpy.float64], out: numpy.typing.NDArray[numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[float, float]:
@@ -73,6 +73,10 @@ def hw_exp_throughput(n: typing.SupportsInt | typing.SupportsIndex = 16777216, r
 def hw_read_bandwidth(nbytes: typing.SupportsInt | typing.SupportsIndex = 1073741824, repeats: typing.SupportsInt | typing.SupportsIndex = 5, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     """
     Streaming read bandwidth in bytes per second.
+    """
+def log_vec(x: numpy.typing.NDArray[numpy.float64]) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    The solvers' vectorized log, elementwise (float64), for tests.
     """
 @typing.overload
 def max_sliced_step(x: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32], a: numpy.typing.NDArray[numpy.float64] | None, b: numpy.typing.NDArray[numpy.float64] | None, theta: numpy.typing.NDArray[numpy.float64], *, mass: typing.SupportsFloat | typing.SupportsIndex, p: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[float, numpy.typing.NDArray[numpy.float64]]:

@@ -2178,6 +2178,85 @@ class TestFusedScalingPass:
         np.testing.assert_array_equal(sc[0].g, sc[1].g)
         assert sc[0].value == sc[1].value
 
+    # The fused pass sweeps two groups of four rows at once (the next group's products, the
+    # current group's column sums); blocks whose last group is short repeat its last row with
+    # weight 0. Row counts at the streaming threshold (256), just above it with one to three
+    # rows left over, and zero rows at a block's start, end and in a short group.
+    @pytest.mark.parametrize("n", [256, 257, 258, 259, 261, 1027])
+    def test_group_pairs_and_short_groups(self, rng, n):
+        cost, a, b = problem(rng, n, 300, zeros_b=3)
+        a[[0, 63, 64, n - 1, n - 2]] = 0.0
+        a /= a.sum()
+        sc = [pyot.sinkhorn(cost, a, b, eps=0.03, tol=1e-10, method="scaling", threads=t)
+              for t in (1, 2, 3)]
+        lg = pyot.sinkhorn(cost, a, b, eps=0.03, tol=1e-10, method="log")
+        assert sc[0].converged
+        np.testing.assert_allclose(sc[0].plan, lg.plan, rtol=1e-6, atol=1e-13)
+        np.testing.assert_allclose(sc[0].value, lg.value, rtol=1e-9)
+        assert (sc[0].plan[[0, 63, 64, n - 1, n - 2]] == 0).all()
+        for other in sc[1:]:
+            np.testing.assert_array_equal(other.f, sc[0].f)
+            np.testing.assert_array_equal(other.g, sc[0].g)
+            assert other.value == sc[0].value
+
+    def test_kernel_written_by_row_pass_after_absorption(self, rng):
+        # A double K is written row by row by the row pass that follows each rebuild (the first
+        # one and every absorption): far-off initial potentials force absorptions mid-solve.
+        cost, a, b = problem(rng, 300, 280, zeros_a=4)
+        f0 = rng.uniform(0.0, 3.0, 300)  # 300 eps from the solution's potentials
+        sc = [pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-9, init=(f0, np.zeros(280)),
+                            method="scaling", threads=t) for t in (1, 2)]
+        lg = pyot.sinkhorn(cost, a, b, eps=0.01, tol=1e-11, method="log")
+        assert sc[0].converged
+        np.testing.assert_allclose(sc[0].plan, lg.plan, rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(sc[0].value, lg.value, rtol=1e-8)
+        np.testing.assert_array_equal(sc[0].f, sc[1].f)
+        assert sc[0].value == sc[1].value
+
+    @pytest.mark.parametrize(("n", "eps"), [(600, 0.1), (700, 0.02)])
+    def test_value_in_the_last_pass(self, rng, n, eps):
+        # With a double K, <P, C> is added in the row pass expected to be the last one (reading
+        # C beside K): the value of the returned potentials, the same potentials as a solve
+        # without the value, for any thread count.
+        from pyot.sinkhorn import _run
+
+        cost, a, b = problem(rng, n, n - 30, zeros_a=2, zeros_b=3)
+        opts = dict(eps=eps, tol=1e-6, max_iter=1000)
+        full = [_run("t", cost, a, b, threads=t, **opts).result for t in (1, 2)]
+        lean = _run("t", cost, a, b, value=False, threads=None, **opts).result
+        lg = pyot.sinkhorn(cost, a, b, eps=eps, tol=1e-11, method="log")
+        assert full[0].converged
+        np.testing.assert_array_equal(lean.f, full[0].f)
+        np.testing.assert_array_equal(lean.g, full[0].g)
+        assert full[0].value == pytest.approx(float((full[0].plan * cost).sum()), rel=1e-12)
+        np.testing.assert_allclose(full[0].value, lg.value, rtol=1e-5)
+        assert full[0].value == full[1].value
+
+    def test_vector_log_accuracy(self):
+        # The scaling passes take their logs with the core's vectorized log (fdlibm's method).
+        g = np.random.default_rng(3)
+        x = np.concatenate(
+            [
+                np.exp(g.uniform(-744.0, 709.0, 200_000)),
+                g.uniform(0.5, 2.0, 200_000),
+                1.0 + np.arange(-60, 60) * 2.0**-52,
+                np.sqrt(0.5) * (1.0 + np.arange(-30, 30) * 2.0**-52),
+                [np.finfo(np.float64).tiny, np.finfo(np.float64).max, 5e-324, 1e-310, 0.5, 2.0],
+            ]
+        )
+        y = pyot._core.log_vec(x)
+        exact = np.log(x)
+        ulp = np.spacing(np.abs(exact))
+        ulp[exact == 0.0] = np.spacing(0.0)
+        assert np.max(np.abs(y - exact) / ulp) <= 2.0
+        np.testing.assert_array_equal(y[x == 1.0], 0.0)
+
+    def test_vector_log_special_values(self):
+        y = pyot._core.log_vec(np.array([0.0, -0.0, np.inf, -1.0, -np.inf, np.nan]))
+        np.testing.assert_array_equal(y[:2], -np.inf)
+        assert y[2] == np.inf
+        assert np.isnan(y[3:]).all()
+
     def test_kernel_buffers_recycled(self, rng):
         # The kernel's storage is kept for the next solve (a larger one reused by a smaller
         # problem, a smaller one replaced): the same answers as before, also from concurrent

@@ -50,6 +50,23 @@ PYOT_MULTIVERSION void exp_map(const T* x, index_t n, T* out) {
   for (index_t i = 0; i < n; ++i) out[i] = exp_vec(x[i]);
 }
 
+// out_i = log_vec(x_i): the solvers' vectorized log (double), elementwise, for its tests.
+PYOT_MULTIVERSION void log_map(const double* x, index_t n, double* out) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) out[i] = log_vec(x[i]);
+}
+
+pyot::bind::carray<double> log_vec_array(const pyot::bind::carray<double>& x) {
+  pyot::bind::carray<double> out(x.size());
+  const double* in = x.data();
+  double* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    log_map(in, index_t(x.size()), o);
+  }
+  return out;
+}
+
 template <class T>
 pyot::bind::carray<T> exp_vec_array(const pyot::bind::carray<T>& x) {
   pyot::bind::carray<T> out(x.size());
@@ -145,6 +162,8 @@ void bind_config(py::module_& m) {
         "The solvers' vectorized exp, elementwise (float32 lanes), for tests.");
   m.def("exp_vec", &exp_vec_array<double>, py::arg("x").noconvert(),
         "The solvers' vectorized exp, elementwise (float64 lanes), for tests.");
+  m.def("log_vec", &log_vec_array, py::arg("x").noconvert(),
+        "The solvers' vectorized log, elementwise (float64), for tests.");
   m.def("hw_read_bandwidth", &hw_read_bandwidth, py::arg("nbytes") = index_t(1) << 30,
         py::arg("repeats") = 5, py::arg("threads") = 0,
         "Streaming read bandwidth in bytes per second.");

@@ -202,6 +202,100 @@ PYOT_MULTIVERSION void col_axpy_rows(const T* k, index_t ld, const double* u, in
     acc[j] += (double(k[j]) * u0 + double(k1[j]) * u1) + (double(k2[j]) * u2 + double(k3[j]) * u3);
 }
 
+// out_t = sum_r p_(r ld + t) for t < len, the rows r < rows added in order: the column sums of
+// the per-block partial sums of the scaling passes.
+PYOT_MULTIVERSION inline void sum_rows(const double* p, index_t rows, index_t ld, index_t len,
+                                       double* out) {
+  std::fill(out, out + len, 0.0);
+  for (index_t r = 0; r < rows; ++r) {
+    const double* pr = p + r * ld;
+#pragma omp simd
+    for (index_t t = 0; t < len; ++t) out[t] += pr[t];
+  }
+}
+
+// The fused scaling pass's inner loop over two groups of kAxpyRows rows of K (one pointer per
+// row; a short group repeats its last row with weight 0): the products s_t = sum_j next_t[j] v_j
+// of the next group (read from memory) and, in the same sweep, acc_j += (cur_0[j] u_0 +
+// cur_1[j] u_1) + (cur_2[j] u_2 + cur_3[j] u_3) for the current group (read by the previous
+// sweep, in cache). A sweep that did only one of the two would leave the memory idle while the
+// cached rows are added. (A block's first group passes itself as `cur` with weights 0.) With
+// `cost` (the next group's rows of C), also sc_t = sum_j next_t[j] v_j cost_t[j] (the rows'
+// shares of <P, C>), the products s_t formed exactly as without it.
+template <class T, class C = T>
+PYOT_MULTIVERSION void dot_axpy_rows(const T* const* next, const double* v, const T* const* cur,
+                                     const double* u, index_t len, double* acc, double* s,
+                                     const C* const* cost = nullptr, double* sc = nullptr) {
+  const T *n0 = next[0], *n1 = next[1], *n2 = next[2], *n3 = next[3];
+  const T *c0 = cur[0], *c1 = cur[1], *c2 = cur[2], *c3 = cur[3];
+  const double u0 = u[0], u1 = u[1], u2 = u[2], u3 = u[3];
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  if (cost == nullptr) {
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (index_t j = 0; j < len; ++j) {
+      const double vj = v[j];
+      s0 += double(n0[j]) * vj;
+      s1 += double(n1[j]) * vj;
+      s2 += double(n2[j]) * vj;
+      s3 += double(n3[j]) * vj;
+      acc[j] +=
+          (double(c0[j]) * u0 + double(c1[j]) * u1) + (double(c2[j]) * u2 + double(c3[j]) * u3);
+    }
+  } else {
+    const C *d0 = cost[0], *d1 = cost[1], *d2 = cost[2], *d3 = cost[3];
+    double w0 = 0.0, w1 = 0.0, w2 = 0.0, w3 = 0.0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3, w0, w1, w2, w3)
+    for (index_t j = 0; j < len; ++j) {
+      const double vj = v[j];
+      s0 += double(n0[j]) * vj;
+      s1 += double(n1[j]) * vj;
+      s2 += double(n2[j]) * vj;
+      s3 += double(n3[j]) * vj;
+      // (v_j c_j first: a product distinct from the one s_t adds, which stays as above)
+      w0 += double(n0[j]) * (vj * double(d0[j]));
+      w1 += double(n1[j]) * (vj * double(d1[j]));
+      w2 += double(n2[j]) * (vj * double(d2[j]));
+      w3 += double(n3[j]) * (vj * double(d3[j]));
+      acc[j] +=
+          (double(c0[j]) * u0 + double(c1[j]) * u1) + (double(c2[j]) * u2 + double(c3[j]) * u3);
+    }
+    sc[0] = w0;
+    sc[1] = w1;
+    sc[2] = w2;
+    sc[3] = w3;
+  }
+  s[0] = s0;
+  s[1] = s1;
+  s[2] = s2;
+  s[3] = s3;
+}
+
+// max_t |x_t - y_t| (NaN differences ignored): how far potentials moved from a reference.
+PYOT_MULTIVERSION inline double max_abs_diff(const double* x, const double* y, index_t len) {
+  double mx = 0.0;
+#pragma omp simd reduction(max : mx)
+  for (index_t t = 0; t < len; ++t) {
+    const double d = std::fabs(x[t] - y[t]);
+    mx = d > mx ? d : mx;
+  }
+  return mx;
+}
+
+// out_j = exp(logw_j + (pot_j - base_j) inv_eps): the scaling domain's scalings u = a .* exp((f -
+// alpha) / eps) and v = b .* exp((g - beta) / eps) (0 where the weight is 0: logw = -inf).
+PYOT_MULTIVERSION inline void scalings(const double* logw, const double* pot, const double* base,
+                                       double inv_eps, index_t len, double* out) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) out[j] = exp_vec(logw[j] + (pot[j] - base[j]) * inv_eps);
+}
+
+// out_j = (pot_j - base_j) inv_eps + log(s_j): log ratios from the scaled products s.
+PYOT_MULTIVERSION inline void ratio_logs(const double* s, const double* pot, const double* base,
+                                         double inv_eps, index_t len, double* out) {
+#pragma omp simd
+  for (index_t j = 0; j < len; ++j) out[j] = (pot[j] - base[j]) * inv_eps + log_vec(s[j]);
+}
+
 // out_j = exp(h_j + s - c_j inv_eps) (Gibbs kernel rows, plan entries).
 template <class T, class U>
 PYOT_MULTIVERSION void gibbs_row(const T* c, const double* h, double s, double inv_eps, index_t len,
@@ -382,27 +476,31 @@ double row_lse_exact(const T* c, const double* h, double s, double inv_eps, inde
   return lse_two_pass(scratch, len);
 }
 
-// finish(j, sum_t partial[t][j]) for every column j < m of `blocks` partial rows m apart, the
-// blocks added in order, columns split over the threads (from 2^18 sums: a parallel region costs
-// up to a scheduler quantum on a loaded machine): the same sums for any thread count.
+// finish(j0, len, sums) for every column block [j0, j0 + len) of kColBlock columns of `blocks`
+// partial rows m apart, sums_t = sum_b partial[b][j0 + t] with the blocks b added in order,
+// column blocks split over the threads (from 2^18 sums: a parallel region costs up to a
+// scheduler quantum on a loaded machine): the same sums for any thread count.
 template <class Finish>
 void reduce_columns(const double* partial, index_t blocks, index_t m, int threads,
                     Finish&& finish) {
   for_blocks(m, kColBlock, threads_for_work(threads, blocks * m), [&](index_t j0, index_t j1) {
-    double sum[kColBlock] = {};
-    for (index_t t = 0; t < blocks; ++t) {
-      const double* p = partial + std::size_t(t) * std::size_t(m);
-      for (index_t j = j0; j < j1; ++j) sum[j - j0] += p[j];
-    }
-    for (index_t j = j0; j < j1; ++j) finish(j, sum[j - j0]);
+    double sum[kColBlock];
+    sum_rows(partial + j0, blocks, m, j1 - j0, sum);
+    finish(j0, j1 - j0, sum);
   });
 }
 
 // From kFusedMinRows rows on, one read of C (or K) serves both half-steps of an iteration: the row
 // pass also adds each row's terms at the updated potential into its block's partial column sums
-// while the row is in cache. Blocks of at most 64 partial sums per column.
+// while the row is in cache. partial_block(n, group) rows per block: at most 64 partial sums per
+// column, blocks of at least kPartialMinRows rows (fewer partial sums to zero and add: measured
+// faster at n = 1000 than 16) in whole groups of `group` rows.
 constexpr index_t kFusedMinRows = 256;
-inline index_t partial_block(index_t n) { return std::max(kRowBlock, n_blocks(n, 64)); }
+constexpr index_t kPartialMinRows = 64;
+inline index_t partial_block(index_t n, index_t group) {
+  const index_t rows = std::max(kPartialMinRows, n_blocks(n, 64));
+  return n_blocks(rows, group) * group;
+}
 
 // ---------------------------------------------------------------------------------------------
 // A dense cost matrix C (n x m, row-major, any row stride).
@@ -433,16 +531,16 @@ class DenseCost {
   // row_log_ratio, then ha_i = next_ha(i, out_i) (the row's log a_i + f_i / eps at the updated f,
   // also stored in ha), and col_out_j = log sum_i exp(ha_i + sc_j - C_ij inv_eps) from the rows
   // still in cache. Rows go in groups of kFloatColRows (with float lanes, the float chunks of
-  // col_log_ratio), each block of partial_block(n) rows into its own partial column sums
-  // (`partial`), reduced in block order: the same results for any thread count. A column whose
-  // sum leaves the safe range is redone exactly.
+  // col_log_ratio), each block of partial_block(n, kFloatColRows) rows into its own partial
+  // column sums (`partial`), reduced in block order: the same results for any thread count. A
+  // column whose sum leaves the safe range is redone exactly.
   template <class NextHa>
   void row_col_log_ratio(const double* hb, const double* s, const double* sc, double inv_eps,
                          double* out, double* ha, double* col_out, int threads, bool float_lanes,
                          NextHa&& next_ha, std::vector<double>& partial) const {
     const index_t n = rows(), m = cols();
     const bool fl = float_lanes && std::is_same<T, float>::value;
-    const index_t block = (partial_block(n) + kFloatColRows - 1) / kFloatColRows * kFloatColRows;
+    const index_t block = partial_block(n, kFloatColRows);
     const index_t blocks = n_blocks(n, block);
     partial.resize(std::size_t(blocks) * std::size_t(m));
     for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
@@ -469,9 +567,11 @@ class DenseCost {
       }
     });
     bool safe = true;
-    reduce_columns(partial.data(), blocks, m, threads, [&](index_t j, double sum) {
-      col_out[j] = sum_is_safe(sum, fl) ? std::log(sum) : kNaN;
-    });
+    reduce_columns(partial.data(), blocks, m, threads,
+                   [&](index_t j0, index_t len, const double* sum) {
+                     for (index_t t = 0; t < len; ++t)
+                       col_out[j0 + t] = sum_is_safe(sum[t], fl) ? std::log(sum[t]) : kNaN;
+                   });
     for (index_t j = 0; j < m; ++j) safe = safe && !std::isnan(col_out[j]);
     if (safe) return;
     std::vector<double> exact(kColBlock);
@@ -774,6 +874,23 @@ struct RowUpdate {
   double* f_next = nullptr;      // written: the updated f
 };
 
+// For rows t < len with scaled products s_t = (K v)_t: the ratio r_t = (f_t - alpha_t) / eps +
+// log s_t, the updated potential f'_t = (1 - w) f_t + w k (f_t - eps r_t) (RowUpdate) and its
+// scaling u_t = exp(log a_t + (f'_t - alpha_t) / eps) (0 for a zero weight).
+PYOT_MULTIVERSION inline void row_updates(const double* s, const double* f, const double* alpha,
+                                          const double* loga, double inv_eps, const RowUpdate& up,
+                                          index_t len, double* r, double* f_next, double* u) {
+  const double w = up.w, wk = up.w * up.k, eps = up.eps;
+#pragma omp simd
+  for (index_t t = 0; t < len; ++t) {
+    const double rt = (f[t] - alpha[t]) * inv_eps + log_vec(s[t]);
+    const double ft = (1.0 - w) * f[t] + wk * (f[t] - eps * rt);
+    r[t] = rt;
+    f_next[t] = ft;
+    u[t] = exp_vec(loga[t] + (ft - alpha[t]) * inv_eps);
+  }
+}
+
 template <class T>
 class ScalingKernel {
  public:
@@ -794,8 +911,8 @@ class ScalingKernel {
     std::copy(f, f + n, alpha_.begin());
     std::copy(g, g + m, beta_.begin());
     const double inv_eps = 1.0 / eps;
-    std::vector<double> hb(m);
-    for (index_t j = 0; j < m; ++j) hb[j] = beta_[j] * inv_eps;
+    hb_.resize(m);
+    for (index_t j = 0; j < m; ++j) hb_[j] = beta_[j] * inv_eps;
     const std::size_t size = std::size_t(n) * std::size_t(m);
     if (single_) {
       k32_.resize(size);
@@ -803,7 +920,7 @@ class ScalingKernel {
       for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
         std::vector<double> tmp(m);  // the double row, then rounded (keeps the exp vectorized)
         for (index_t i = i0; i < i1; ++i) {
-          gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m, tmp.data());
+          build_row(i, tmp.data());
           if (!round_row(tmp.data(), m, k32_.data() + i * m)) normal[i0 / kRowBlock] = 0;
         }
       });
@@ -811,12 +928,18 @@ class ScalingKernel {
       single_ = false;  // some entry is subnormal, zero or huge in float: double from here on
       k32_.release();
     }
+    // A double K is written by the next row pass, each row just before it is read (one write
+    // and no read of K in that pass), or by ensure_built for the other readers.
     k_.resize(size);
-    for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
-      for (index_t i = i0; i < i1; ++i)
-        gibbs_row(cost_.matrix().row(i), hb.data(), alpha_[i] * inv_eps, inv_eps, m,
-                  k_.data() + i * m);
+    pending_ = true;
+  }
+  // Writes the double K now if rebuild left it to the next row pass.
+  void ensure_built(int threads) {
+    if (!pending_) return;
+    for_blocks(cost_.rows(), kRowBlock, threads, [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) build_row(i, k_.data() + i * cost_.cols());
     });
+    pending_ = false;
   }
   bool ready_for(double eps) const { return eps_ == eps; }
   // True while K is stored in float: the half-step ratios are then approximate.
@@ -839,7 +962,7 @@ class ScalingKernel {
                     double* r, double* c, int threads) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps;
-    const index_t block = partial_block(n);
+    const index_t block = partial_block(n, kAxpyRows);
     const index_t blocks = n_blocks(n, block);
     std::vector<double> hg(m), partial(std::size_t(blocks) * std::size_t(m), 0.0);
     for (index_t j = 0; j < m; ++j) hg[j] = g[j] * inv_eps;
@@ -865,9 +988,11 @@ class ScalingKernel {
           detail::rows_product(e.data(), rows, m, product_wy_.data(), p.d, a + i, p.out + i * p.d);
       }
     });
-    reduce_columns(partial.data(), blocks, m, threads, [&](index_t j, double sum) {
-      c[j] = in_safe_range(sum) ? std::log(sum) : kUnsafe;
-    });
+    reduce_columns(partial.data(), blocks, m, threads,
+                   [&](index_t j0, index_t len, const double* sum) {
+                     for (index_t t = 0; t < len; ++t)
+                       c[j0 + t] = in_safe_range(sum[t]) ? std::log(sum[t]) : kUnsafe;
+                   });
     const bool ok = all_finite(r, n) && all_finite(c, m);
     exact_f_.assign(f, f + n);
     exact_g_.assign(g, g + m);
@@ -882,6 +1007,9 @@ class ScalingKernel {
 
   // exact_ratios also computes <P, C> (the driver reads it through value_at).
   void request_value(bool value) { want_value_ = value; }
+  // The next fused row pass, expected to be the solve's last, also computes <P, C> at its
+  // potentials (a double K; value_at then hands it out), reading C beside K.
+  void value_in_pass(bool likely_last) { value_in_pass_ = likely_last; }
   // <P, C> at (f, g, eps) without an exp pass when one is at hand: from the last exact pass at
   // exactly these potentials, else from a double K at this eps while the scalings are within
   // the absorption bound (P_ij = a_i u_i K_ij v_j b_j: one read of K and C; the entries of K
@@ -892,7 +1020,12 @@ class ScalingKernel {
       value = value_;
       return true;
     }
-    if (single_ || eps_ != eps || k_.data() == nullptr || far(f, g)) return false;
+    if (pass_eps_ == eps && pass_eps_ != 0.0 && std::equal(pass_f_.begin(), pass_f_.end(), f) &&
+        std::equal(pass_g_.begin(), pass_g_.end(), g)) {
+      value = pass_value_;
+      return true;
+    }
+    if (single_ || pending_ || eps_ != eps || k_.data() == nullptr || far(f, g)) return false;
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps;
     std::vector<double> vb(m), per_row(n, 0.0);
@@ -928,7 +1061,8 @@ class ScalingKernel {
   // is not finite.
   bool kernel_product(const double* f, const double* g, const double* a, double eps, int threads) {
     const PlanProduct& p = product_;
-    if (p.out == nullptr || single_ || eps_ != eps || k_.data() == nullptr || far(f, g))
+    if (p.out == nullptr || single_ || pending_ || eps_ != eps || k_.data() == nullptr ||
+        far(f, g))
       return false;
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps;
@@ -954,26 +1088,25 @@ class ScalingKernel {
 
   // out_i = log((P 1)_i / a_i); false when some row's product under- or overflowed. With
   // `next` (and n >= kFusedMinRows), the same read of K also writes next->f_next and the column
-  // sums at it, which fused_col_log_ratio then finishes.
+  // ratios at it, which fused_col_log_ratio then hands out.
   bool row_log_ratio(const double* f, const double* g, const double* logb, double* out, int threads,
                      const RowUpdate* next = nullptr) {
     return single_ ? row_pass(k32_.data(), f, g, logb, out, threads, next)
                    : row_pass(k_.data(), f, g, logb, out, threads, next);
   }
 
-  // True when the last row_log_ratio accumulated the column sums for this update.
+  // True when the last row_log_ratio computed the column ratios for this update.
   bool fused_for(const RowUpdate& next) const {
     return fused_ && fused_w_ == next.w && fused_k_ == next.k;
   }
 
-  // out_j = log((P^T 1)_j / b_j) at (next->f_next, g) from the sums the last row_log_ratio
-  // accumulated; false (nothing usable) without them or when some column under- or overflowed.
-  bool fused_col_log_ratio(const double* g, double* out, int threads) {
+  // out_j = log((P^T 1)_j / b_j) at (next->f_next, g) from the last row_log_ratio; false
+  // (nothing usable) without them or when some column under- or overflowed.
+  bool fused_col_log_ratio(double* out) {
     if (!fused_) return false;
     fused_ = false;
-    const index_t n = cost_.rows(), m = cost_.cols();
-    column_logs(g, n_blocks(n, partial_block(n)), out, threads);
-    return all_finite(out, m);
+    std::copy(cols_.begin(), cols_.end(), out);
+    return cols_ok_;
   }
 
   // out_j = log((P^T 1)_j / b_j); false when some column's product under- or overflowed.
@@ -989,40 +1122,92 @@ class ScalingKernel {
                 int threads, const RowUpdate* next) {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
-    for (index_t j = 0; j < m; ++j) v_[j] = std::exp(logb[j] + (g[j] - beta_[j]) * inv_eps);
+    scalings(logb, g, beta_.data(), inv_eps, m, v_.data());
     fused_ = false;
     if (next != nullptr && n >= kFusedMinRows) {
       // Row i's ratio, its updated f_i and u_i, and u_i K_i into the block's column sums (the
-      // blocks of col_pass, reduced in the same order) while K_i is in cache.
-      const index_t block = partial_block(n);
-      partial_.resize(std::size_t(n_blocks(n, block)) * std::size_t(m));  // zeroed per block
+      // blocks of col_pass, reduced in the same order) while K_i is in cache; then the column
+      // ratios at the updated f in the same parallel region.
+      // A pending double K is written here, row by row; the rows' shares of <P, C> are added
+      // when the driver expects this pass to be the last (value_in_pass).
       const RowUpdate& up = *next;
-      // Rows go in groups of kAxpyRows: their ratios (each row read from memory once), then
-      // their column sums from the rows still in cache (accumulate_rows).
-      for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
-        double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
-        std::fill(acc, acc + m, 0.0);
-        for (index_t g0 = i0; g0 < i1; g0 += kAxpyRows) {
-          const index_t g1 = std::min(i1, g0 + kAxpyRows);
-          for (index_t i = g0; i < g1; ++i) {
-            out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(row_dot(k + i * m, v_.data(), m));
-            const double fi = (1.0 - up.w) * f[i] + up.w * up.k * (f[i] - up.eps * out[i]);
-            up.f_next[i] = fi;
-            u_[i] = std::exp(up.loga[i] + (fi - alpha_[i]) * inv_eps);
-          }
-          accumulate_rows(k, g0, g1, m, m, acc);
-        }
-      });
+      double* build = pending_ ? k_.data() : nullptr;
+      const bool value = value_in_pass_ && want_value_ && !single_;
+      if (value) value_rows_.resize(n);
+      cols_.resize(m);
+      cols_ok_ = streamed_columns(g, cols_.data(), threads,
+                                  [&](index_t i0, index_t i1, double* acc) {
+                                    fused_rows(k, i0, i1, f, up, out, acc, build,
+                                               value ? value_rows_.data() : nullptr);
+                                  });
+      pending_ = false;
       fused_ = all_finite(out, n);
       fused_w_ = up.w;
       fused_k_ = up.k;
+      pass_eps_ = 0.0;
+      if (value && fused_) {
+        // <P, C> = sum_i a_i exp((f_i - alpha_i) / eps) sum_j K_ij v_j C_ij, rows in order.
+        std::vector<double> au(n);
+        scalings(up.loga, f, alpha_.data(), inv_eps, n, au.data());
+        double total = 0.0;
+        for (index_t i = 0; i < n; ++i) total += au[i] > 0.0 ? au[i] * value_rows_[i] : 0.0;
+        if (std::isfinite(total)) {
+          pass_value_ = total;
+          pass_eps_ = eps_;
+          pass_f_.assign(f, f + n);
+          pass_g_.assign(g, g + m);
+        }
+      }
       return fused_;
     }
+    ensure_built(threads);
     for_blocks(n, kRowBlock, threads, [&](index_t i0, index_t i1) {
-      for (index_t i = i0; i < i1; ++i)
-        out[i] = (f[i] - alpha_[i]) * inv_eps + std::log(row_dot(k + i * m, v_.data(), m));
+      for (index_t i = i0; i < i1; ++i) out[i] = row_dot(k + i * m, v_.data(), m);
+      ratio_logs(out + i0, f + i0, alpha_.data() + i0, inv_eps, i1 - i0, out + i0);
     });
     return all_finite(out, n);
+  }
+
+  // Rows [i0, i1) of the fused row pass (one block), in groups of kAxpyRows from i0: a group's
+  // products (K v)_i, then its ratios, updated f and scalings u (row_updates), and its column
+  // sums u_i K_ij into acc during the sweep that reads the next group's products
+  // (dot_axpy_rows); the last group's column sums as col_pass adds them (accumulate_rows).
+  // `build` (a pending double K): each group's rows of K are written first (build_row), then
+  // read from cache. `costs` (when not null): costs_i = sum_j K_ij v_j C_ij as well.
+  template <class K>
+  void fused_rows(const K* k, index_t i0, index_t i1, const double* f, const RowUpdate& up,
+                  double* out, double* acc, double* build, double* costs) {
+    const index_t m = cost_.cols();
+    const double inv_eps = 1.0 / eps_;
+    const K* cur[kAxpyRows];
+    const K* next[kAxpyRows];
+    const T* crow[kAxpyRows];
+    double u[kAxpyRows] = {}, s[kAxpyRows], sc[kAxpyRows];  // u: 0 for the first sweep
+    bool first = true;
+    index_t last = i1;
+    for (index_t g0 = i0; g0 < i1; g0 += kAxpyRows) {
+      const index_t rows = std::min(kAxpyRows, i1 - g0);
+      if (build != nullptr)
+        for (index_t i = g0; i < g0 + rows; ++i) build_row(i, build + i * m);
+      for (index_t t = 0; t < kAxpyRows; ++t) next[t] = k + (g0 + std::min(t, rows - 1)) * m;
+      if (costs != nullptr) {
+        for (index_t t = 0; t < kAxpyRows; ++t)
+          crow[t] = cost_.matrix().row(g0 + std::min(t, rows - 1));
+        dot_axpy_rows(next, v_.data(), first ? next : cur, u, m, acc, s, crow, sc);
+        std::copy(sc, sc + rows, costs + g0);
+      } else {
+        dot_axpy_rows(next, v_.data(), first ? next : cur, u, m, acc, s);
+      }
+      row_updates(s, f + g0, alpha_.data() + g0, up.loga + g0, inv_eps, up, rows, out + g0,
+                  up.f_next + g0, u_.data() + g0);
+      for (index_t t = 0; t < kAxpyRows; ++t) {
+        cur[t] = next[t];
+        u[t] = t < rows ? u_[g0 + t] : 0.0;
+      }
+      first = false;
+      last = g0;
+    }
+    accumulate_rows(k, last, i1, m, m, acc);  // the last group's column sums
   }
 
   // out_j = log((K^T (a .* u))_j) + (g_j - beta_j) / eps.
@@ -1032,40 +1217,57 @@ class ScalingKernel {
     const index_t n = cost_.rows(), m = cost_.cols();
     const double inv_eps = 1.0 / eps_;
     fused_ = false;
-    for (index_t i = 0; i < n; ++i) u_[i] = std::exp(loga[i] + (f[i] - alpha_[i]) * inv_eps);
+    ensure_built(threads);
+    scalings(loga, f, alpha_.data(), inv_eps, n, u_.data());
     if (n < kFusedMinRows) {  // few rows: column blocks keep every thread busy
       for_blocks(m, kColBlock, threads, [&](index_t j0, index_t j1) {
         const index_t len = j1 - j0;
         double acc[kColBlock] = {};
         for (index_t i = 0; i < n; ++i)
           if (u_[i] != 0.0) col_axpy(k + i * m + j0, u_[i], len, acc);
-        for (index_t t = 0; t < len; ++t)
-          out[j0 + t] = (g[j0 + t] - beta_[j0 + t]) * inv_eps + std::log(acc[t]);
+        ratio_logs(acc, g + j0, beta_.data() + j0, inv_eps, len, out + j0);
       });
       return all_finite(out, m);
     }
     // K streamed by rows (column blocks stride through it: measured 2.4x slower than the row
-    // pass at n = m = 2000) into per-block partial column sums, reduced in block order: the
-    // same sums for any thread count.
-    const index_t block = partial_block(n);
-    const index_t blocks = n_blocks(n, block);
-    partial_.resize(std::size_t(blocks) * std::size_t(m));
-    for_blocks(n, block, threads, [&](index_t i0, index_t i1) {
-      double* acc = partial_.data() + std::size_t(i0 / block) * std::size_t(m);
-      std::fill(acc, acc + m, 0.0);
+    // pass at n = m = 2000).
+    return streamed_columns(g, out, threads, [&](index_t i0, index_t i1, double* acc) {
       for (index_t g0 = i0; g0 < i1; g0 += kAxpyRows)
         accumulate_rows(k, g0, std::min(i1, g0 + kAxpyRows), m, m, acc);
     });
-    column_logs(g, blocks, out, threads);
+  }
+
+  // The column ratios out_j = (g_j - beta_j) / eps + log(sum_i u_i K_ij) with K streamed by
+  // rows: rows(i0, i1, acc) adds the terms of the fixed row block [i0, i1) to the block's zeroed
+  // partial sums acc (m of them); the partial sums are then added in block order, column blocks
+  // over the threads, in the same parallel region (one wake-up). The same sums for any thread
+  // count. False when some column's sum under- or overflowed.
+  template <class Rows>
+  bool streamed_columns(const double* g, double* out, int threads, Rows&& rows) {
+    const index_t n = cost_.rows(), m = cost_.cols();
+    const index_t block = partial_block(n, kAxpyRows), blocks = n_blocks(n, block);
+    const double inv_eps = 1.0 / eps_;
+    partial_.resize(std::size_t(blocks) * std::size_t(m));
+    parallel_for_then(
+        blocks, n_blocks(m, kColBlock), threads,
+        [&](index_t t) {
+          double* acc = partial_.data() + std::size_t(t) * std::size_t(m);
+          std::fill(acc, acc + m, 0.0);
+          rows(t * block, std::min(n, (t + 1) * block), acc);
+        },
+        [&](index_t c) {
+          const index_t j0 = c * kColBlock, len = std::min(m - j0, kColBlock);
+          double sum[kColBlock];
+          sum_rows(partial_.data() + j0, blocks, m, len, sum);
+          ratio_logs(sum, g + j0, beta_.data() + j0, inv_eps, len, out + j0);
+        });
     return all_finite(out, m);
   }
 
-  // out_j = (g_j - beta_j) / eps + log(sum_t partial_[t][j]).
-  void column_logs(const double* g, index_t blocks, double* out, int threads) const {
+  // Row i of K at the stored potentials: out_j = exp((alpha_i + beta_j - C_ij) / eps).
+  void build_row(index_t i, double* out) const {
     const double inv_eps = 1.0 / eps_;
-    reduce_columns(partial_.data(), blocks, cost_.cols(), threads, [&](index_t j, double sum) {
-      out[j] = (g[j] - beta_[j]) * inv_eps + std::log(sum);
-    });
+    gibbs_row(cost_.matrix().row(i), hb_.data(), alpha_[i] * inv_eps, inv_eps, cost_.cols(), out);
   }
 
   // Rounds a row to float, entries below kSingleFlush of the row's largest to 0 (measured on
@@ -1098,12 +1300,9 @@ class ScalingKernel {
 
   // True when some potential is more than absorb_ eps from the one K was built at.
   bool far(const double* f, const double* g) const {
-    const index_t n = cost_.rows(), m = cost_.cols();
     const double limit = absorb_ * eps_;
-    bool out = false;
-    for (index_t i = 0; i < n && !out; ++i) out = std::fabs(f[i] - alpha_[i]) > limit;
-    for (index_t j = 0; j < m && !out; ++j) out = std::fabs(g[j] - beta_[j]) > limit;
-    return out;
+    return max_abs_diff(f, alpha_.data(), cost_.rows()) > limit ||
+           max_abs_diff(g, beta_.data(), cost_.cols()) > limit;
   }
 
   bool exact_at(const double* f, const double* g, double eps) const {
@@ -1122,12 +1321,19 @@ class ScalingKernel {
   double absorb_;
   bool single_;
   double eps_ = 0.0;
-  bool fused_ = false;  // partial_ holds the column sums of the last row pass's update
+  bool fused_ = false;  // cols_ holds the column ratios at the last row pass's update
   double fused_w_ = 1.0, fused_k_ = 1.0;
   ScratchBuffer<double> k_;   // double K: no accuracy floor near 1e-7
   ScratchBuffer<float> k32_;  // float K (single_): half the bytes per product
   std::vector<double> alpha_, beta_, u_, v_;
   std::vector<double> partial_;                // per-block column sums (col_pass, fused)
+  std::vector<double> cols_;                   // the fused pass's column ratios ...
+  bool cols_ok_ = false;                       // ... all finite
+  std::vector<double> hb_;                     // beta / eps
+  bool pending_ = false;                       // k_ is to be written (rebuild)
+  bool value_in_pass_ = false;                 // the next fused pass adds <P, C> ...
+  double pass_value_ = 0.0, pass_eps_ = 0.0;   // ... here, at eps (0: none) and
+  std::vector<double> pass_f_, pass_g_;        // these potentials
   PlanProduct product_;                        // requested P Y (out null: none)
   std::vector<double> product_wy_;             // Y's rows weighted by b, m x d
   std::vector<double> exact_f_, exact_g_;      // the potentials of the last exact pass
@@ -1269,14 +1475,27 @@ struct Weights {
   }
 };
 
+// sum_i w_i |exp(r_i) - 1| over the positive weights (a hard constraint's residual), with the
+// ratio capped as in side_error.
+PYOT_MULTIVERSION inline double balanced_error(const double* w, const double* r, index_t len) {
+  double err = 0.0;
+#pragma omp simd reduction(+ : err)
+  for (index_t i = 0; i < len; ++i) {
+    const double e = w[i] * std::fabs(exp_vec(std::min(r[i], 700.0)) - 1.0);
+    err += w[i] > 0.0 ? e : 0.0;  // (a NaN ratio of a zero weight is ignored)
+  }
+  return err;
+}
+
 // KKT residual of one side: sum_i w_i |exp(r_i) - exp(-pot_i / tau)| (ALGORITHMS 2.7; the
 // target ratio is 1 for a hard constraint). Zero weights contribute nothing.
 inline double side_error(const double* w, const double* r, const double* pot, double tau,
                          index_t len) {
+  if (tau == kInf) return balanced_error(w, r, len);
   double err = 0.0;
   for (index_t i = 0; i < len; ++i) {
     if (w[i] <= 0.0) continue;
-    const double target = tau == kInf ? 1.0 : std::exp(-pot[i] / tau);
+    const double target = std::exp(-pot[i] / tau);
     // Capped so that a far-off start (huge ratios) gives a huge error, not inf.
     err += w[i] * std::fabs(std::exp(std::min(r[i], 700.0)) - target);
   }
@@ -1886,6 +2105,7 @@ class Driver {
     RowUpdate next{1.0, ka, eps, w_.loga.data(), f_next_.data()};
     while (true) {
       next.w = relax.weight();
+      if (on_scaling_) scaling_->value_in_pass(o_.value && tol == o_.tol && likely_last(history));
       row_ratio(r_.data(), &next);  // r at the current (f, g)
       row_err_ = detail::side_error(w_.a, r_.data(), f_, o_.tau_a, n_);
       if (std::isnan(row_err_)) {
@@ -1940,7 +2160,7 @@ class Driver {
       next.w = w;
       if (on_scaling_ && scaling_->fused_for(next)) {
         std::copy(f_next_.begin(), f_next_.end(), f_);
-        if (!scaling_->fused_col_log_ratio(g_, c_.data(), threads_))
+        if (!scaling_->fused_col_log_ratio(c_.data()))
           logdom_.col_log_ratio(f_, g_, eps_, c_.data(), threads_);
       } else if (logdom_.fused_for(next)) {
         std::copy(f_next_.begin(), f_next_.end(), f_);
@@ -1956,6 +2176,17 @@ class Driver {
       if (on_scaling_) scaling_->maybe_absorb(f_, g_, threads_);
       ++res_.n_iter;
     }
+  }
+
+  // True when the coming row half-step will probably end the stage: the columns are exact (the
+  // last update was plain) and the last error times the larger of the last two ratios of errors
+  // is below tol (the first ratios, from a cold start, are far smaller than the steady rate).
+  bool likely_last(const std::vector<double>& history) const {
+    const std::size_t h = history.size();
+    if (!cols_exact_ || h < 3) return false;
+    const double rate =
+        std::max(history[h - 1] / history[h - 2], history[h - 2] / history[h - 3]);
+    return history[h - 1] * std::min(1.0, rate) <= o_.tol;
   }
 
   // The observed per-iteration rate of the last iterations (1 when it cannot be told yet).

@@ -70,6 +70,52 @@ void parallel_for(index_t n, int threads, Body&& body) {
   if (error) std::rethrow_exception(error);
 }
 
+// Runs first(i) for i in [0, n1), then, once all of them have returned, second(j) for j in
+// [0, n2): two dependent loops in one parallel region, so that the threads wake up once for
+// both (an iteration of a bandwidth-bound solver is a few hundred microseconds at n = 1000).
+// Dynamic schedules as parallel_for; the first exception is rethrown after the region (second
+// does not run once first has thrown).
+template <class First, class Second>
+void parallel_for_then(index_t n1, index_t n2, int threads, First&& first, Second&& second) {
+  threads = static_cast<int>(std::min<index_t>(std::max(threads, 1), std::max(n1, n2)));
+  if (threads <= 1) {
+    for (index_t i = 0; i < n1; ++i) first(i);
+    for (index_t j = 0; j < n2; ++j) second(j);
+    return;
+  }
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  const auto guarded = [&](auto& body, index_t i) {
+    try {
+      body(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+#endif
+  {
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (index_t i = 0; i < n1; ++i) guarded(first, i);
+    // (the implicit barrier of the loop above)
+    bool failed;
+    {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      failed = error != nullptr;
+    }
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (index_t j = 0; j < n2; ++j)
+      if (!failed) guarded(second, j);
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 // Number of fixed-size blocks covering n items: block boundaries never depend on threads.
 inline index_t n_blocks(index_t n, index_t block) { return (n + block - 1) / block; }
 
